@@ -1,0 +1,162 @@
+"""The one module that talks to AWS: boto3 clients and the calls the job makes.
+
+Retries are ours (write.py), so botocore's own retries are off; error codes are classified
+here so every caller treats them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+THROTTLE_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+RETRYABLE_CODES = frozenset({"InternalFailure", "ServiceUnavailable", "InternalServerError"})
+SYSTEMIC_CODES = frozenset(
+    {"AccessForbidden", "AccessDeniedException", "ResourceNotFound", "ResourceNotFoundException",
+     "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"}
+)
+
+THROTTLED = "throttled"
+RETRYABLE = "retryable"
+SYSTEMIC = "systemic"
+PERMANENT = "permanent"
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str = "us-east-1"
+    endpoint_url: str | None = None  # SageMaker control plane and runtime (the emulator locally)
+    s3_endpoint_url: str | None = None
+
+
+def _config(max_pool: int = 10, validate: bool = True, timeout: float = 30.0) -> Config:
+    return Config(
+        retries={"max_attempts": 1, "mode": "standard"},
+        max_pool_connections=max_pool,
+        parameter_validation=validate,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+    )
+
+
+def control_client(aws: AwsSettings):
+    return boto3.session.Session().client(
+        "sagemaker", region_name=aws.region, endpoint_url=aws.endpoint_url, config=_config()
+    )
+
+
+def runtime_client(aws: AwsSettings, max_pool: int = 10):
+    # Parameter validation costs ~100 us per record on the write path; our records are
+    # built by code, not typed by users, so it is off here.
+    return boto3.session.Session().client(
+        "sagemaker-featurestore-runtime",
+        region_name=aws.region,
+        endpoint_url=aws.endpoint_url,
+        config=_config(max_pool=max_pool, validate=False),
+    )
+
+
+def s3_client(aws: AwsSettings):
+    return boto3.session.Session().client(
+        "s3", region_name=aws.region, endpoint_url=aws.s3_endpoint_url, config=_config()
+    )
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code", "Unknown")
+    if isinstance(exc, (ConnectionError, HTTPClientError)):
+        return "ConnectionError"
+    return type(exc).__name__
+
+
+def classify(code: str, status: int | None = None) -> str:
+    """Map an error code (from an exception or a batch entry) to what the caller should do."""
+    if code in THROTTLE_CODES:
+        return THROTTLED
+    if code in SYSTEMIC_CODES:
+        return SYSTEMIC
+    if code in RETRYABLE_CODES or code == "ConnectionError" or (status or 0) >= 500:
+        return RETRYABLE
+    return PERMANENT
+
+
+def classify_exception(exc: BaseException) -> str:
+    status = None
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return classify(error_code(exc), status)
+
+
+# ---- control plane -------------------------------------------------------------------------
+
+def describe_feature_group(client, name: str) -> dict[str, Any]:
+    """DescribeFeatureGroup with FeatureDefinitions gathered across pages."""
+    desc = client.describe_feature_group(FeatureGroupName=name)
+    definitions = list(desc.get("FeatureDefinitions", []))
+    token = desc.get("NextToken")
+    while token:
+        page = client.describe_feature_group(FeatureGroupName=name, NextToken=token)
+        definitions.extend(page.get("FeatureDefinitions", []))
+        token = page.get("NextToken")
+    desc["FeatureDefinitions"] = definitions
+    desc.pop("NextToken", None)
+    return desc
+
+
+# ---- runtime -------------------------------------------------------------------------------
+
+def batch_write_record(client, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return client.batch_write_record(Entries=entries)
+
+
+def put_record(client, group: str, record: list[dict[str, Any]],
+               target_stores: list[str] | None = None, ttl: dict | None = None) -> None:
+    kwargs: dict[str, Any] = {"FeatureGroupName": group, "Record": record}
+    if target_stores:
+        kwargs["TargetStores"] = target_stores
+    if ttl:
+        kwargs["TtlDuration"] = ttl
+    client.put_record(**kwargs)
+
+
+def batch_get_record(client, group: str, ids: list[str], feature_names: list[str] | None = None,
+                     expiration: bool = True) -> dict[str, Any]:
+    ident: dict[str, Any] = {"FeatureGroupName": group, "RecordIdentifiersValueAsString": ids}
+    if feature_names:
+        ident["FeatureNames"] = feature_names
+    kwargs: dict[str, Any] = {"Identifiers": [ident]}
+    if expiration:
+        kwargs["ExpirationTimeResponse"] = "Enabled"
+    return client.batch_get_record(**kwargs)
+
+
+def list_records(client, group: str, next_token: str | None = None,
+                 max_results: int = 100) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"FeatureGroupName": group, "MaxResults": max_results}
+    if next_token:
+        kwargs["NextToken"] = next_token
+    return client.list_records(**kwargs)
+
+
+def delete_record(client, group: str, record_id: str, event_time: str,
+                  target_stores: list[str] | None = None, mode: str = "HardDelete") -> None:
+    kwargs: dict[str, Any] = {
+        "FeatureGroupName": group,
+        "RecordIdentifierValueAsString": record_id,
+        "EventTime": event_time,
+        "DeletionMode": mode,
+    }
+    if target_stores:
+        kwargs["TargetStores"] = target_stores
+    client.delete_record(**kwargs)
+
+
+def has_batch_write(client) -> bool:
+    return "BatchWriteRecord" in client.meta.service_model.operation_names
