@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo lint package clean
+.PHONY: setup test demo lint package bench clean
 
 setup: $(STAMP)
 
@@ -25,3 +25,12 @@ demo: setup
 
 clean:
 	rm -rf $(VENV) build dist .demo .runs *.egg-info job/*.egg-info
+
+package: setup
+	rm -rf dist && mkdir -p dist
+	cd job && ../$(PY) -c "import zipfile, pathlib; z = zipfile.ZipFile('../dist/fsmigrate.zip', 'w', zipfile.ZIP_DEFLATED); [z.write(p) for p in sorted(pathlib.Path('fsmigrate').rglob('*.py'))]"
+	cp job/migrate.py dist/migrate.py
+	@echo "built dist/fsmigrate.zip (--py-files / --extra-py-files) and dist/migrate.py"
+
+bench: setup
+	$(PY) scripts/bench_write.py

@@ -160,3 +160,36 @@ def delete_record(client, group: str, record_id: str, event_time: str,
 
 def has_batch_write(client) -> bool:
     return "BatchWriteRecord" in client.meta.service_model.operation_names
+
+
+# ---- S3 (run folder files; conf files on S3) -----------------------------------------------
+
+class S3NotFound(Exception):
+    pass
+
+
+def s3_get_text(client, bucket: str, key: str) -> str:
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    except ClientError as exc:
+        if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            raise S3NotFound(f"s3://{bucket}/{key}") from None
+        raise
+
+
+def s3_put_text(client, bucket: str, key: str, text: str) -> None:
+    client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+
+
+def s3_list_keys(client, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    return keys
+
+
+def s3_delete_keys(client, bucket: str, keys: list[str]) -> None:
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start:start + 1000]
+        client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk],
+                                                     "Quiet": True})

@@ -1,0 +1,117 @@
+"""The plan: what will be read, chosen and written, and what it will cost. --dry-run prints it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .groups import Compatibility, GroupSpec, compat_table
+
+ACCOUNT_QUOTA_TPS = 10_000  # default per-API account quota (soft limit)
+BATCH_WRITE_ENTRIES = 25
+
+
+@dataclass
+class Counts:
+    rows_scanned: int = 0  # rows in the source offline store (Parquet footers)
+    records: int = 0  # distinct record ids
+    deleted_skipped: int = 0  # latest state is a delete marker (or not in the online store)
+    expired_skipped: int = 0
+    filtered_out: int = 0  # live records the filter did not match
+    before_resume_from: int = 0  # left out by --resume-from
+    selected: int = 0  # records to write
+
+
+@dataclass
+class Plan:
+    run_id: str
+    source: dict[str, Any]
+    target: dict[str, Any]
+    strategy: str
+    id_source: str
+    id_source_reason: str
+    target_stores: list[str]
+    write_api: str
+    batch_size: int
+    max_workers: int
+    max_tps: float | None
+    filter_query: str | None
+    resume_from: str | None
+    partitions: int
+    partition_records: int
+    counts: Counts
+    source_files: int = 0
+    source_bytes: int = 0
+    expected_api_calls: int = 0
+    expected_seconds: float = 0.0
+    expected_rate: float = 0.0
+    features: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    clear_target: dict[str, Any] | None = None
+    ttl: str = "source"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        data = dict(data)
+        data["counts"] = Counts(**data["counts"])
+        return cls(**data)
+
+
+def group_summary(spec: GroupSpec) -> dict[str, Any]:
+    return {"name": spec.name, "kind": spec.kind, "storage_type": spec.storage_type,
+            "offline_uri": spec.offline_uri, "table_format": spec.table_format,
+            "record_id": spec.record_id, "event_time": spec.event_time,
+            "features": len(spec.features), "ttl_seconds": spec.ttl_seconds}
+
+
+def partition_count(selected: int, partition_records: int, parallelism: int) -> int:
+    """Bounded partitions (progress and resume are per partition), at least one per core."""
+    by_size = math.ceil(selected / partition_records) if selected else 1
+    if by_size >= parallelism:
+        return by_size
+    return max(1, min(parallelism, math.ceil(selected / 100)))
+
+
+def estimate(selected: int, write_api: str, max_tps: float | None) -> tuple[int, float, float]:
+    """API calls, seconds and the records/s they assume."""
+    calls = math.ceil(selected / BATCH_WRITE_ENTRIES) if write_api == "batch" else selected
+    rate = max_tps or ACCOUNT_QUOTA_TPS
+    return calls, (selected / rate if rate else 0.0), rate
+
+
+def format_plan(plan: Plan, compat: Compatibility | None = None) -> str:
+    c = plan.counts
+    src, tgt = plan.source, plan.target
+    lines = [
+        f"Migration plan {plan.run_id}",
+        f"  source     {src['name']} ({src['kind']})  {src.get('offline_uri') or ''}".rstrip(),
+        f"  target     {tgt['name']} ({tgt['kind']})  stores: {', '.join(plan.target_stores)}",
+        f"  strategy   {plan.strategy}; record ids from {plan.id_source} ({plan.id_source_reason})",
+        f"  source     {plan.source_files:,} files, {plan.source_bytes:,} bytes, "
+        f"{c.rows_scanned:,} rows",
+        f"  records    {c.records:,} ids; {c.deleted_skipped:,} deleted, "
+        f"{c.expired_skipped:,} expired, {c.filtered_out:,} filtered out, "
+        f"{c.before_resume_from:,} before --resume-from -> {c.selected:,} to write",
+        f"  filter     {plan.filter_query or '(none)'}",
+        f"  writes     {plan.write_api} API, batch {plan.batch_size}, {plan.max_workers} threads "
+        f"x {plan.partitions} partitions (~{plan.partition_records:,} records each)",
+        f"  estimate   {plan.expected_api_calls:,} API calls, ~{plan.expected_seconds:,.0f} s at "
+        f"{plan.expected_rate:,.0f} records/s"
+        + ("" if plan.max_tps else " (the account quota; set --max-tps to plan for less)"),
+    ]
+    if plan.clear_target:
+        ct = plan.clear_target
+        lines.append(f"  clear      {ct.get('online_records', 0):,} online records and "
+                     f"{ct.get('offline_objects', 0):,} offline objects of {tgt['name']} "
+                     "deleted first")
+    if compat is not None:
+        lines.append(compat_table(compat, indent="  "))
+    if plan.samples:
+        lines.append("  sample records (as sent)")
+        for sample in plan.samples:
+            lines.append(f"    {sample}")
+    return "\n".join(lines)

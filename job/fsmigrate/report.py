@@ -1,0 +1,73 @@
+"""The end of a run: report.json and the printed summary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from .plan import Plan
+from .progress import format_duration
+from .runstate import RunFolder
+
+
+def build(plan: Plan, this_run: dict[str, int], checkpoints_before: dict[int, dict],
+          phases: dict[str, float], folder: RunFolder) -> dict[str, Any]:
+    """Totals come from the checkpoints (every finished partition, this run's and earlier)."""
+    checkpoints = folder.checkpoints()
+    written = sum(c["written"] for c in checkpoints.values())
+    failed = sum(c["failed"] for c in checkpoints.values())
+    write_seconds = phases.get("write", 0.0)
+    c = plan.counts
+    return {
+        "run_id": plan.run_id,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": plan.source["name"],
+        "target": plan.target["name"],
+        "rows_scanned": c.rows_scanned,
+        "records": c.records,
+        "deleted_skipped": c.deleted_skipped,
+        "expired_skipped": c.expired_skipped,
+        "filtered_out": c.filtered_out,
+        "before_resume_from": c.before_resume_from,
+        "selected": c.selected,
+        "written": written,
+        "failed": failed,
+        "unaccounted": max(0, c.selected - written - failed),
+        "partitions": plan.partitions,
+        "partitions_finished": len(checkpoints),
+        "partitions_done_before": len(checkpoints_before),
+        "this_run": this_run,
+        "write_api": plan.write_api,
+        "phases_seconds": phases,
+        "total_seconds": round(sum(phases.values()), 3),
+        "records_per_second": round(this_run.get("written", 0) / write_seconds, 1)
+        if write_seconds else 0.0,
+        "failures": folder.failures_uri if failed else None,
+        "exit_code": 1 if failed else 0,
+    }
+
+
+def format_summary(r: dict[str, Any]) -> str:
+    phases = ", ".join(f"{k} {format_duration(v)}" for k, v in r["phases_seconds"].items())
+    lines = [
+        f"Migration {r['run_id']}: {r['source']} -> {r['target']}",
+        f"  rows scanned      {r['rows_scanned']:,}",
+        f"  records           {r['records']:,}",
+        f"  deleted skipped   {r['deleted_skipped']:,}",
+        f"  expired skipped   {r['expired_skipped']:,}",
+        f"  filtered out      {r['filtered_out']:,}",
+        f"  selected          {r['selected']:,}",
+        f"  written           {r['written']:,}",
+        f"  failed            {r['failed']:,}",
+        f"  time              {phases} (total {format_duration(r['total_seconds'])})",
+        f"  rate              {r['records_per_second']:,.0f} records/s "
+        f"({r['this_run'].get('api_calls', 0):,} API calls, "
+        f"{r['this_run'].get('retried', 0):,} retried, "
+        f"{r['this_run'].get('throttled', 0):,} throttled)",
+    ]
+    if r["before_resume_from"]:
+        lines.insert(6, f"  before resume-from {r['before_resume_from']:,}")
+    if r["failed"]:
+        lines.append(f"  failed records in {r['failures']} "
+                     f"(re-send with --retry-failures {r['run_id']})")
+    return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""The run folder: `<output.uri>/<run_id>/` with plan.json, report.json, checkpoints/, failures/.
+
+Executors write one checkpoint and (when needed) one failure file per partition; each file is
+replaced in one step, so a Spark task retry replaces its earlier attempt instead of adding to it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .storage import Store, join
+
+_PART = re.compile(r"part-(\d+)\.json(?:l)?$")
+
+
+def _part_name(partition: int, suffix: str) -> str:
+    return f"part-{partition:05d}{suffix}"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    store: Store
+    uri: str  # <output.uri>/<run_id>
+
+    @classmethod
+    def at(cls, store: Store, output_uri: str, run_id: str) -> RunFolder:
+        return cls(store, join(output_uri, run_id))
+
+    @property
+    def plan_uri(self) -> str:
+        return join(self.uri, "plan.json")
+
+    @property
+    def report_uri(self) -> str:
+        return join(self.uri, "report.json")
+
+    @property
+    def failures_uri(self) -> str:
+        return join(self.uri, "failures")
+
+    def write_json(self, uri: str, data: dict[str, Any]) -> None:
+        self.store.write_text(uri, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+    def read_json(self, uri: str) -> dict[str, Any]:
+        return json.loads(self.store.read_text(uri))
+
+    def write_plan(self, plan: dict[str, Any]) -> None:
+        self.write_json(self.plan_uri, plan)
+
+    def read_plan(self) -> dict[str, Any]:
+        return self.read_json(self.plan_uri)
+
+    def has_plan(self) -> bool:
+        return self.store.exists(self.plan_uri)
+
+    def write_report(self, report: dict[str, Any]) -> None:
+        self.write_json(self.report_uri, report)
+
+    # ---- per partition, written by executors -------------------------------------------------
+
+    def write_checkpoint(self, partition: int, stats: dict[str, Any]) -> None:
+        self.write_json(join(self.uri, "checkpoints", _part_name(partition, ".json")), stats)
+
+    def checkpoints(self) -> dict[int, dict[str, Any]]:
+        out = {}
+        for uri in self.store.list(join(self.uri, "checkpoints")):
+            match = _PART.search(uri)
+            if match:
+                out[int(match.group(1))] = self.read_json(uri)
+        return out
+
+    def write_failures(self, partition: int, failures: list[dict[str, Any]]) -> None:
+        uri = join(self.failures_uri, _part_name(partition, ".jsonl"))
+        if not failures:
+            self.store.delete(uri)  # an earlier attempt of this task may have left one
+            return
+        self.store.write_text(uri, "".join(json.dumps(f, default=str) + "\n" for f in failures))
+
+    def failure_files(self) -> list[str]:
+        return [u for u in self.store.list(self.failures_uri) if u.endswith(".jsonl")]
+
+    def failures(self) -> Iterator[dict[str, Any]]:
+        for uri in self.failure_files():
+            for line in self.store.read_text(uri).splitlines():
+                if line.strip():
+                    yield json.loads(line)

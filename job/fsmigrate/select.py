@@ -1,0 +1,276 @@
+"""Pure DataFrame transforms between reading a source and writing a target.
+
+latest state -> drop deleted -> filter -> resume-from -> encode. No I/O here: every function
+takes and returns a DataFrame (or a Column), so each rule is unit-testable on tiny frames.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from pyspark.errors import PySparkException
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    ByteType,
+    DataType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    ShortType,
+    StringType,
+)
+
+from .errors import BadInput
+from .groups import FeatureMapping
+
+__all__ = [
+    "normalize_filter",
+    "event_time_key",
+    "latest_state",
+    "drop_deleted",
+    "apply_filter",
+    "after_record_id",
+    "encode_for_target",
+]
+
+WRITE_TIME = "write_time"
+API_INVOCATION_TIME = "api_invocation_time"
+IS_DELETED = "is_deleted"
+
+_INTEGRAL_TYPES = (LongType, IntegerType, ShortType, ByteType)
+_FLOAT_TYPES = (DoubleType, FloatType)
+
+# The service's event-time strings: yyyy-MM-ddTHH:mm:ss, optional 1-9 fraction digits, then Z.
+_ISO_EVENT_TIME = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.(\d{1,9}))?Z$"
+# Feature names can't start with "_", so these never collide with a real column.
+_KEY = "_fsm_key"
+_ROW = "_fsm_row"
+_LATEST = "_fsm_latest"
+_LEADING_WHERE = re.compile(r"^where\b\s*", re.IGNORECASE)
+
+
+def normalize_filter(query: str | None) -> str | None:
+    """The seed's --filter-query accepts `WHERE x` as well as `x`; blank means no filter."""
+    if query is None:
+        return None
+    text = _LEADING_WHERE.sub("", query.strip(), count=1).strip()
+    return text or None
+
+
+# ---- event time ------------------------------------------------------------------------------
+
+
+def _key(seconds: Column, nanos: Column) -> Column:
+    return F.struct(seconds.cast("long").alias("seconds"), nanos.cast("long").alias("nanos"))
+
+
+def event_time_key(column: str, data_type: DataType) -> Column:
+    """A sortable instant struct<seconds: long, nanos: long> for an event-time column.
+
+    ISO strings can't be compared as text (`...:00Z` sorts after `...:00.5Z`) and a Spark
+    timestamp keeps only microseconds, so the key is an exact (seconds, nanoseconds) pair.
+    Parsing uses the string's own `Z` offset, so the session time zone doesn't matter.
+    Fractional unix seconds (double) map monotonically: floor(d), floor(frac * 1e9); distinct
+    doubles only share a key below ~52 days after 1970, where a double's step is < 1 ns.
+    Unparseable, NaN, infinite or out-of-long-range values give null, which sorts lowest.
+    """
+    c = F.col(column)
+    if isinstance(data_type, StringType):
+        whole = F.regexp_extract(c, _ISO_EVENT_TIME, 1)
+        fraction = F.regexp_extract(c, _ISO_EVENT_TIME, 3)
+        seconds = F.unix_seconds(
+            F.try_to_timestamp(F.concat(whole, F.lit("Z")), F.lit("yyyy-MM-dd'T'HH:mm:ssX"))
+        )
+        nanos = F.when(fraction == "", F.lit(0)).otherwise(F.rpad(fraction, 9, "0").cast("long"))
+        # No match: regexp_extract gives "", so the parse (and the key) is null.
+        return F.when(seconds.isNotNull(), _key(seconds, nanos))
+    if isinstance(data_type, _FLOAT_TYPES):
+        d = c.cast("double")
+        whole = F.floor(d)  # exact for every double in long range
+        # d - floor(d) is exact; the product can round up to 1e9, hence the clamp.
+        nanos = F.least(F.floor((d - whole) * F.lit(1e9)), F.lit(999_999_999))
+        ok = ~F.isnan(d) & (F.abs(d) < F.lit(9.2e18))
+        return F.when(ok, _key(whole, nanos))
+    if isinstance(data_type, _INTEGRAL_TYPES):
+        return F.when(c.isNotNull(), _key(c, F.lit(0)))
+    raise ValueError(
+        f"event time column {column!r} has type {data_type.simpleString()}; "
+        "expected an ISO-8601 string or fractional unix seconds (double)"
+    )
+
+
+# ---- latest state ----------------------------------------------------------------------------
+
+
+def latest_state(df: DataFrame, id_col: str, event_time_col: str) -> DataFrame:
+    """One row per record id: its newest version, the row the online store would hold.
+
+    Order: event time (as an instant), then api_invocation_time, then write_time, all newest
+    wins. Done as one aggregation, max(struct(key, api, write, row)), which is deterministic:
+    in the (practically impossible) case of a full tie the remaining column values decide.
+    Output columns keep the input's names, order and types (non-key columns come back nullable).
+    """
+    types = {f.name: f.dataType for f in df.schema.fields}
+    for required in (id_col, event_time_col, API_INVOCATION_TIME, WRITE_TIME):
+        if required not in types:
+            raise ValueError(f"latest_state: column {required!r} missing from {df.columns}")
+    others = [c for c in df.columns if c != id_col]
+    ordered = F.struct(
+        event_time_key(event_time_col, types[event_time_col]).alias(_KEY),
+        F.col(API_INVOCATION_TIME),
+        F.col(WRITE_TIME),
+        F.struct(*[F.col(c) for c in others]).alias(_ROW),
+    )
+    latest = df.groupBy(id_col).agg(F.max(ordered).alias(_LATEST))
+    row = F.col(_LATEST).getField(_ROW)
+    return latest.select(
+        *[F.col(c) if c == id_col else row.getField(c).alias(c) for c in df.columns]
+    )
+
+
+def drop_deleted(latest: DataFrame) -> DataFrame:
+    """A record whose latest row is a delete marker is deleted: it must not be migrated."""
+    return latest.where(~F.coalesce(F.col(IS_DELETED), F.lit(False)))
+
+
+# ---- filter and resume -----------------------------------------------------------------------
+
+
+def _first_line(error: Exception) -> str:
+    """Spark's messages carry the plan or the SQL with a caret below; keep the headline."""
+    for line in str(error).splitlines():
+        line = line.strip()
+        if line:
+            return line.rstrip(";").strip()
+    return type(error).__name__
+
+
+def _reject_alias(expr: str) -> None:
+    """Spark parses `x > 0 and` or `x > 0 foo` as `(x > 0) AS and`: a silent typo, refuse it.
+
+    Inside parentheses an alias is a syntax error; the newline ends a trailing `--` comment.
+    """
+    try:
+        F.expr(f"({expr}\n)")
+    except PySparkException:
+        raise BadInput(
+            f"--filter-query {expr!r} ends in a stray word that Spark reads as an alias "
+            "(`<condition> AS <word>`); remove it or complete the expression"
+        ) from None
+
+
+def apply_filter(df: DataFrame, query: str | None) -> DataFrame:
+    """Keep rows matching the user's Spark SQL boolean expression (--filter-query).
+
+    Apply it to the latest state only: then it can't pick an older version of a record, nor
+    bring a deleted one back. Every problem is found here, at planning time (Spark analyses
+    eagerly), and becomes BadInput (exit 2) with a one-line message.
+    """
+    expr = normalize_filter(query)
+    if expr is None:
+        return df
+    hint = "fix it: a Spark SQL boolean expression over the source's feature columns"
+    try:
+        condition = F.expr(expr)
+        _reject_alias(expr)
+        data_type = df.select(condition.alias("_fsm_filter")).schema.fields[0].dataType
+        if not isinstance(data_type, BooleanType):
+            raise BadInput(
+                f"--filter-query {expr!r} is of type {data_type.simpleString()}, "
+                f"not boolean; {hint}, e.g. `amount > 10`"
+            )
+        return df.where(condition)
+    except PySparkException as error:
+        reason = _first_line(error)
+        raise BadInput(f"--filter-query {expr!r} is invalid: {reason}; {hint}") from None
+
+
+def after_record_id(df: DataFrame, id_col: str, resume_from: str | None) -> DataFrame:
+    """Keep record ids strictly after `resume_from`, in the plan's order.
+
+    The plan's order is ascending record id compared as a string (UTF-8 byte order, which is
+    Python's str order), also for Integral ids: they are cast to string first, so "10" < "9".
+    Null ids never pass.
+    """
+    if resume_from is None:
+        return df
+    return df.where(F.col(id_col).cast("string") > F.lit(resume_from))
+
+
+# ---- encoding --------------------------------------------------------------------------------
+
+
+def _float_text(c: Column, data_type: DataType) -> Column:
+    """Text that parses back to exactly the same float.
+
+    Spark casts with Java's Double.toString (Float.toString): round-trip on Java 17 in every
+    test, though not always the shortest (1e23 -> "9.999999999999999E22"). The cast back and
+    compare is a cheap guard; if it ever failed, 17 (9) significant digits always round-trip.
+    NaN and the infinities stay Spark's "NaN", "Infinity", "-Infinity" (NaN = NaN in Spark).
+    """
+    text = c.cast("string")
+    digits = 17 if isinstance(data_type, DoubleType) else 9
+    exact = text.cast(data_type) == c
+    return F.when(c.isNull(), F.lit(None)).when(exact, text).otherwise(
+        F.format_string(f"%.{digits}g", c)
+    )
+
+
+def _scalar_text(c: Column, data_type: DataType, what: str) -> Column:
+    if isinstance(data_type, StringType):
+        return c  # verbatim: the event time goes exactly as stored, online values already text
+    if isinstance(data_type, _INTEGRAL_TYPES):
+        return c.cast("string")  # exact integer text, also into a Fractional target
+    if isinstance(data_type, _FLOAT_TYPES):
+        return _float_text(c, data_type)
+    raise ValueError(f"{what}: can't encode a {data_type.simpleString()} value as a feature")
+
+
+def _element_encoder(data_type: DataType, what: str) -> Callable[[Column], Column]:
+    """One-argument function for F.transform (which counts the lambda's parameters)."""
+    return lambda x: _scalar_text(x, data_type, what)
+
+
+def encode_for_target(df: DataFrame, mappings: list[FeatureMapping]) -> DataFrame:
+    """The target's features as the text the service receives (ValueAsString/ValueAsStringList).
+
+    One column per mapping, in mapping order: string, or array<string> for a collection target.
+    Null means "omit this feature from the record" (never sent as "None", "null" or "nan").
+    The rule follows the input column's Spark type, so an Integral source into a Fractional or
+    String target sends integer text ("5"), a Fractional source its round-trip float text.
+    """
+    types = {f.name: f.dataType for f in df.schema.fields}
+    names = [m.name for m in mappings]
+    if len(set(names)) != len(names):
+        raise ValueError(f"encode_for_target: duplicate target features in {names}")
+    columns = []
+    for m in mappings:
+        is_collection = m.target.collection is not None
+        out_type = ArrayType(StringType()) if is_collection else StringType()
+        if m.source is None:
+            columns.append(F.lit(None).cast(out_type).alias(m.name))
+            continue
+        if m.source.name not in types:
+            raise ValueError(f"encode_for_target: source column {m.source.name!r} not in input")
+        data_type = types[m.source.name]
+        c = F.col(m.source.name)
+        if isinstance(data_type, ArrayType) != is_collection:
+            raise ValueError(
+                f"feature {m.name!r}: a {data_type.simpleString()} source can't feed a "
+                f"{'collection' if is_collection else 'scalar'} target"
+            )
+        if is_collection:
+            element = data_type.elementType
+            if isinstance(element, StringType):
+                text = c
+            else:
+                text = F.transform(c, _element_encoder(element, m.name))
+        else:
+            text = _scalar_text(c, data_type, m.name)
+        columns.append(text.cast(out_type).alias(m.name))
+    return df.select(*columns)

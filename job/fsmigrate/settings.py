@@ -1,0 +1,271 @@
+"""Settings: conf YAML (local path or s3:// URI) + job arguments -> one frozen, validated object.
+
+CLI beats YAML. Glue reserves `--conf`, so `--config` is accepted too, and the arguments Glue adds
+to every job run are ignored. Every bad value is a one-line `BadInput` (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from .aws import AwsSettings
+from .errors import BadInput
+
+WRITE_APIS = ("auto", "batch", "put")
+MISSING_FEATURE_POLICIES = ("error", "empty")
+TTL_POLICIES = ("source", "target_default", "none")
+ID_SOURCES = ("auto", "offline", "scan")
+GROUP_NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Arguments AWS Glue passes to every job script; they are not ours to validate.
+GLUE_ARG_PREFIXES = ("--JOB_", "--job-", "--enable-", "--TempDir", "--extra-", "--additional-",
+                     "--python-modules-installer-option", "--scriptLocation", "--user-jars-first",
+                     "--redshift", "--encryption-type", "--datalake-formats", "--spark-event-logs")
+
+
+@dataclass(frozen=True)
+class MigrationOptions:
+    batch_size: int = 100
+    max_workers: int = 4
+    max_tps: float | None = None
+    write_api: str = "auto"
+    filter_query: str | None = None
+    clear_target: bool = False
+    confirm_clear: str | None = None
+    dry_run: bool = False
+    resume_from: str | None = None
+    missing_features: str = "error"
+    ttl: str = "source"
+    id_source: str = "auto"
+    partition_records: int = 5000
+    max_attempts: int = 8
+    progress_interval_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str
+    target: str
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    local_root: str | None = None
+    output_uri: str = "./migration-runs"
+    run_id: str = ""
+    resume: str | None = None
+    retry_failures: str | None = None
+    yes: bool = False
+    migration: MigrationOptions = field(default_factory=MigrationOptions)
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "y", "on"):
+        return True
+    if lowered in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def argument_parser(prog: str = "migrate.py") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Migrate records between SageMaker Feature Store feature groups with Spark.",
+    )
+    p.add_argument("--conf", "--config", dest="conf", metavar="PATH_OR_S3_URI",
+                   help="YAML settings file (local path or s3:// URI)")
+    p.add_argument("--source", help="source feature group name")
+    p.add_argument("--target", help="target feature group name")
+    # Flags take an optional value because Glue passes every job parameter as `--key value`.
+    flag = {"nargs": "?", "const": True, "type": _bool, "default": None}
+    p.add_argument("--clear-target", **flag, help="delete what the target holds before writing")
+    p.add_argument("--yes", **flag, help="confirm --clear-target without a prompt")
+    p.add_argument("--dry-run", **flag, help="print the plan, write plan.json, write nothing")
+    p.add_argument("--batch-size", type=int, help="records per worker hand-off (default 100)")
+    p.add_argument("--max-workers", type=int, help="writer threads per partition (default 4)")
+    p.add_argument("--max-tps", type=float, help="records per second across the whole job")
+    p.add_argument("--write-api", choices=WRITE_APIS, help="BatchWriteRecord, PutRecord or auto")
+    p.add_argument("--filter-query", metavar="SQL",
+                   help="Spark SQL boolean expression on the latest state (leading WHERE allowed)")
+    p.add_argument("--resume-from", metavar="RECORD_ID",
+                   help="migrate only record ids after this one (ascending string order)")
+    p.add_argument("--run-id", help="name of this run's folder under output.uri")
+    p.add_argument("--resume", metavar="RUN_ID", help="finish an earlier run under its plan")
+    p.add_argument("--retry-failures", metavar="RUN_ID_OR_URI",
+                   help="re-send exactly the records in an earlier run's failure files")
+    return p
+
+
+def parse_args(argv: list[str], prog: str = "migrate.py") -> argparse.Namespace:
+    parser = argument_parser(prog)
+    ns, unknown = parser.parse_known_args(argv)
+    ours = [a for a in unknown if a.startswith("--") and not a.startswith(GLUE_ARG_PREFIXES)]
+    if ours:
+        raise BadInput(f"unknown option {ours[0]}: run with --help to see the options")
+    return ns
+
+
+def _load_yaml(conf: str, aws_hint: AwsSettings) -> dict[str, Any]:
+    try:
+        if conf.startswith("s3://"):
+            from . import storage  # local import: only needed for s3:// confs
+
+            text = storage.Store(aws=aws_hint).read_text(conf)
+        else:
+            with open(conf, encoding="utf-8") as fh:
+                text = fh.read()
+    except FileNotFoundError:
+        raise BadInput(f"conf file {conf} not found: pass an existing --conf path") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read conf {conf}: {exc}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0]
+        raise BadInput(f"conf {conf} is not valid YAML ({first}): fix the file") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"conf {conf} must be a YAML mapping of sections (aws, storage, ...)")
+    return data
+
+
+_SECTIONS = {
+    "aws": {"region", "endpoint_url", "s3_endpoint_url"},
+    "storage": {"local_root"},
+    "output": {"uri"},
+    "migration": {f.name for f in dataclasses.fields(MigrationOptions)},
+}
+_TOP_LEVEL = {"source", "target"}
+
+
+def _check_keys(data: dict[str, Any], conf: str) -> None:
+    for key, value in data.items():
+        if key in _TOP_LEVEL:
+            continue
+        if key not in _SECTIONS:
+            known = ", ".join(sorted([*_SECTIONS, *_TOP_LEVEL]))
+            raise BadInput(f"conf {conf}: unknown section {key!r} (known: {known})")
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise BadInput(f"conf {conf}: section {key!r} must be a mapping")
+        for sub in value:
+            if sub not in _SECTIONS[key]:
+                known = ", ".join(sorted(_SECTIONS[key]))
+                raise BadInput(f"conf {conf}: unknown key {key}.{sub} (known: {known})")
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    if value is None:
+        return None
+    try:
+        if kind is bool:
+            return value if isinstance(value, bool) else _bool(str(value))
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind is float:
+            return float(value)
+        return str(value)
+    except (ValueError, TypeError, argparse.ArgumentTypeError):
+        raise BadInput(f"migration.{name} must be {kind.__name__}, got {value!r}") from None
+
+
+_OPTION_TYPES = {
+    "batch_size": int, "max_workers": int, "max_tps": float, "write_api": str,
+    "filter_query": str, "clear_target": bool, "confirm_clear": str, "dry_run": bool,
+    "resume_from": str, "missing_features": str, "ttl": str, "id_source": str,
+    "partition_records": int, "max_attempts": int, "progress_interval_seconds": float,
+}
+
+
+def load_settings(argv: list[str], prog: str = "migrate.py") -> Settings:
+    """Parse job arguments, read the conf they name, merge (CLI wins) and validate."""
+    ns = parse_args(argv, prog)
+    data: dict[str, Any] = {}
+    if ns.conf:
+        data = _load_yaml(ns.conf, AwsSettings())
+        _check_keys(data, ns.conf)
+    aws_d = data.get("aws") or {}
+    mig_d = dict(data.get("migration") or {})
+
+    cli_options = {
+        "batch_size": ns.batch_size, "max_workers": ns.max_workers, "max_tps": ns.max_tps,
+        "write_api": ns.write_api, "filter_query": ns.filter_query,
+        "clear_target": ns.clear_target, "dry_run": ns.dry_run, "resume_from": ns.resume_from,
+    }
+    mig_d.update({k: v for k, v in cli_options.items() if v is not None})
+    options = MigrationOptions(
+        **{k: _coerce(k, v, _OPTION_TYPES[k]) for k, v in mig_d.items() if v is not None}
+    )
+
+    settings = Settings(
+        source=ns.source or data.get("source") or "",
+        target=ns.target or data.get("target") or "",
+        aws=AwsSettings(
+            region=str(aws_d.get("region") or "us-east-1"),
+            endpoint_url=aws_d.get("endpoint_url"),
+            s3_endpoint_url=aws_d.get("s3_endpoint_url"),
+        ),
+        local_root=(data.get("storage") or {}).get("local_root"),
+        output_uri=str((data.get("output") or {}).get("uri") or "./migration-runs"),
+        run_id=ns.run_id or ns.resume or _new_run_id(),
+        resume=ns.resume,
+        retry_failures=ns.retry_failures,
+        yes=bool(ns.yes),
+        migration=options,
+    )
+    validate(settings)
+    return settings
+
+
+def _new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def validate(s: Settings) -> None:
+    m = s.migration
+    for role, name in (("source", s.source), ("target", s.target)):
+        if not name:
+            raise BadInput(f"no {role} feature group: pass --{role} NAME or set {role}: "
+                           "in the conf")
+        if not GROUP_NAME.match(name):
+            raise BadInput(f"--{role} {name!r} is not a valid feature group name")
+    if s.source == s.target:
+        raise BadInput("source and target are the same feature group: pick another --target")
+    if not 1 <= m.batch_size <= 10_000:
+        raise BadInput(f"--batch-size must be between 1 and 10000, got {m.batch_size}")
+    if not 1 <= m.max_workers <= 64:
+        raise BadInput(f"--max-workers must be between 1 and 64, got {m.max_workers}")
+    if m.max_tps is not None and not m.max_tps > 0:
+        raise BadInput(f"--max-tps must be a positive number, got {m.max_tps}")
+    if m.write_api not in WRITE_APIS:
+        raise BadInput(f"migration.write_api must be one of {', '.join(WRITE_APIS)}")
+    if m.missing_features not in MISSING_FEATURE_POLICIES:
+        raise BadInput("migration.missing_features must be 'error' or 'empty'")
+    if m.ttl not in TTL_POLICIES:
+        raise BadInput(f"migration.ttl must be one of {', '.join(TTL_POLICIES)}")
+    if m.id_source not in ID_SOURCES:
+        raise BadInput(f"migration.id_source must be one of {', '.join(ID_SOURCES)}")
+    if not 100 <= m.partition_records <= 10_000_000:
+        raise BadInput("migration.partition_records must be between 100 and 10000000")
+    if not 1 <= m.max_attempts <= 100:
+        raise BadInput("migration.max_attempts must be between 1 and 100")
+    if not m.progress_interval_seconds > 0:
+        raise BadInput("migration.progress_interval_seconds must be positive")
+    if m.resume_from is not None and not m.resume_from.strip():
+        raise BadInput("--resume-from needs a record id")
+    for label, run_id in (("--run-id", s.run_id), ("--resume", s.resume)):
+        if run_id and not RUN_ID.match(run_id):
+            raise BadInput(f"{label} {run_id!r}: use letters, digits, '.', '_' or '-'")
+    if s.resume and s.retry_failures:
+        raise BadInput("--resume and --retry-failures cannot be combined: run them one at a time")
+    if s.aws.endpoint_url and not re.match(r"^https?://", s.aws.endpoint_url):
+        raise BadInput("aws.endpoint_url must start with http:// or https://, "
+                       f"got {s.aws.endpoint_url}")

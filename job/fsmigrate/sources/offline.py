@@ -1,0 +1,98 @@
+"""Read a source offline store (Glue table format) straight from its Parquet files."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+
+from ..errors import BadInput
+from ..groups import GroupSpec
+from ..storage import Store
+
+log = logging.getLogger(__name__)
+
+PARTITION_COLUMNS = ("year", "month", "day", "hour")
+METADATA_COLUMNS = ("write_time", "api_invocation_time", "is_deleted")
+
+
+@dataclass(frozen=True)
+class OfflineFiles:
+    files: int
+    rows: int  # exact: summed from the Parquet footers
+    bytes: int
+
+
+def data_uri(spec: GroupSpec) -> str:
+    if not spec.offline or not spec.offline_uri:
+        raise BadInput(f"feature group {spec.name} has no offline store to read")
+    if (spec.table_format or "Glue") == "Iceberg":
+        raise BadInput(f"feature group {spec.name} uses the Iceberg table format, which this job "
+                       "does not read yet: migrate from a Glue-format offline store")
+    return spec.offline_uri
+
+
+def read_offline(spark: SparkSession, spec: GroupSpec, store: Store) -> DataFrame | None:
+    """The offline store's rows with the partition columns dropped; None when it holds no files."""
+    path = store.spark_path(data_uri(spec))
+    try:
+        # mergeSchema: files written before a feature was added lack its column.
+        df = spark.read.option("mergeSchema", "true").option("basePath", path).parquet(path)
+    except Exception as exc:  # Spark raises AnalysisException for a missing path
+        if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc):
+            log.warning("offline store of %s has no files yet at %s", spec.name, path)
+            return None
+        raise
+    expected = [f.name for f in spec.features] + list(METADATA_COLUMNS)
+    missing = [c for c in (spec.record_id, spec.event_time, *METADATA_COLUMNS)
+               if c not in df.columns]
+    if missing:
+        raise BadInput(f"offline store of {spec.name} at {path} lacks columns {missing}: "
+                       "is it a SageMaker offline store in the Glue table format?")
+    # Features the files never held (added to the group later, never written) read as null.
+    from pyspark.sql import functions as F
+
+    for name in expected:
+        if name not in df.columns:
+            df = df.withColumn(name, F.lit(None).cast(_spark_type(spec, name)))
+    return df.select(*expected)
+
+
+def _spark_type(spec: GroupSpec, name: str) -> str:
+    feature = spec.feature(name)
+    return {"Integral": "bigint", "Fractional": "double"}.get(feature.type if feature else "",
+                                                              "string")
+
+
+def footer_stats(df: DataFrame, store: Store) -> OfflineFiles:
+    """Row count from Parquet footers (no scan of the data), file count and bytes."""
+    import pyarrow.parquet as pq
+
+    files = df.inputFiles()
+    filesystem = _arrow_filesystem(store, files)
+
+    def rows_and_bytes(uri: str) -> tuple[int, int]:
+        path = uri.removeprefix("file:")
+        if filesystem is not None:
+            path = path.split("://", 1)[-1]
+        with (filesystem.open_input_file(path) if filesystem else open(path, "rb")) as fh:
+            meta = pq.ParquetFile(fh).metadata
+            size = fh.size() if filesystem else fh.seek(0, 2)
+        return meta.num_rows, size
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        stats = list(pool.map(rows_and_bytes, files))
+    return OfflineFiles(len(files), sum(r for r, _ in stats), sum(b for _, b in stats))
+
+
+def _arrow_filesystem(store: Store, files: list[str]):
+    if not any(f.startswith(("s3://", "s3a://", "s3n://")) for f in files):
+        return None
+    from pyarrow import fs
+
+    kwargs = {"region": store.aws.region}
+    if store.aws.s3_endpoint_url:
+        kwargs["endpoint_override"] = store.aws.s3_endpoint_url
+    return fs.S3FileSystem(**kwargs)

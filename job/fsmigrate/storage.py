@@ -1,0 +1,120 @@
+"""Where files live: `s3://` URIs, mapped onto a local folder in local mode.
+
+On EMR and Glue, Spark reads `s3://` as it is and small run-state files go through boto3.
+In local mode (`storage.local_root`), `s3://bucket/key` is `<local_root>/bucket/key` for
+Spark and for every file the job reads or writes. Plain local paths are used as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import cached_property
+from urllib.parse import urlparse
+
+from . import aws as aws_calls
+from .aws import AwsSettings
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def join(base: str, *parts: str) -> str:
+    out = base.rstrip("/")
+    for part in parts:
+        out += "/" + part.strip("/")
+    return out
+
+
+@dataclass(frozen=True)
+class Store:
+    """Small-file access (plans, checkpoints, failure files). Picklable: ships to executors."""
+
+    aws: AwsSettings = AwsSettings()
+    local_root: str | None = None
+
+    def local_path(self, uri: str) -> str | None:
+        """The local file behind `uri`, or None when it is real S3."""
+        if uri.startswith("s3://"):
+            if not self.local_root:
+                return None
+            bucket, key = split_s3(uri)
+            return os.path.join(os.path.abspath(self.local_root), bucket, key)
+        if uri.startswith("file://"):
+            return urlparse(uri).path
+        return os.path.abspath(uri)
+
+    def spark_path(self, uri: str) -> str:
+        local = self.local_path(uri)
+        return uri if local is None else local
+
+    def __getstate__(self):
+        # The boto3 client is made again where the Store lands (executors).
+        return {k: v for k, v in self.__dict__.items() if k != "_s3"}
+
+    @cached_property
+    def _s3(self):
+        return aws_calls.s3_client(self.aws)
+
+    def read_text(self, uri: str) -> str:
+        local = self.local_path(uri)
+        if local is not None:
+            with open(local, encoding="utf-8") as fh:
+                return fh.read()
+        bucket, key = split_s3(uri)
+        try:
+            return aws_calls.s3_get_text(self._s3, bucket, key)
+        except aws_calls.S3NotFound:
+            raise FileNotFoundError(uri) from None
+
+    def exists(self, uri: str) -> bool:
+        try:
+            self.read_text(uri)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def write_text(self, uri: str, text: str) -> None:
+        """Replace the file in one step: readers see the old or the new content, never half."""
+        local = self.local_path(uri)
+        if local is None:
+            bucket, key = split_s3(uri)
+            aws_calls.s3_put_text(self._s3, bucket, key, text)
+            return
+        folder = os.path.dirname(local)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, local)
+
+    def delete(self, uri: str) -> None:
+        local = self.local_path(uri)
+        if local is None:
+            bucket, key = split_s3(uri)
+            aws_calls.s3_delete_keys(self._s3, bucket, [key])
+            return
+        try:
+            os.remove(local)
+        except FileNotFoundError:
+            pass
+
+    def list(self, prefix_uri: str) -> list[str]:
+        """URIs of the files under a folder URI, sorted; hidden temp files left out."""
+        local = self.local_path(prefix_uri)
+        if local is None:
+            bucket, key = split_s3(prefix_uri)
+            key = key.rstrip("/") + "/" if key else ""
+            keys = aws_calls.s3_list_keys(self._s3, bucket, key)
+            return sorted(f"s3://{bucket}/{k}" for k in keys)
+        out = []
+        for folder, _dirs, files in os.walk(local):
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                rel = os.path.relpath(os.path.join(folder, name), local)
+                out.append(join(prefix_uri, rel.replace(os.sep, "/")))
+        return sorted(out)
