@@ -36,3 +36,57 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+# ---- local Feature Store emulator ----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """One emulator process for the whole session (scripts/local_feature_store.py)."""
+    import emulator_process
+
+    emu = emulator_process.start(tmp_path_factory.mktemp("emulator-data"))
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def clean_emulator(emulator):
+    """The session emulator after a reset: no groups, records, files, faults or stats."""
+    emulator.reset()
+    yield emulator
+    emulator.faults()
+
+
+@pytest.fixture(scope="session")
+def boto_session():
+    """One boto3 session, so service models are loaded once (a new one costs ~0.25 s)."""
+    import boto3
+
+    return boto3.session.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def sm(emulator, boto_session):
+    """boto3 `sagemaker` (control plane) client pointed at the emulator."""
+    return boto_session.client("sagemaker", region_name="us-east-1", endpoint_url=emulator.url)
+
+
+@pytest.fixture
+def fsr(emulator, boto_session):
+    """boto3 `sagemaker-featurestore-runtime` client pointed at the emulator."""
+    return boto_session.client(
+        "sagemaker-featurestore-runtime", region_name="us-east-1", endpoint_url=emulator.url
+    )
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    """A real S3 API: moto's server on a free loopback port. Yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

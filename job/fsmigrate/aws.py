@@ -37,7 +37,7 @@ class AwsSettings:
 
 def _config(max_pool: int = 10, validate: bool = True, timeout: float = 30.0) -> Config:
     return Config(
-        retries={"max_attempts": 1, "mode": "standard"},
+        retries={"total_max_attempts": 1, "mode": "standard"},  # 1 = no botocore retries
         max_pool_connections=max_pool,
         parameter_validation=validate,
         connect_timeout=timeout,
@@ -162,6 +162,32 @@ def has_batch_write(client) -> bool:
     return "BatchWriteRecord" in client.meta.service_model.operation_names
 
 
+def has_list_records(client) -> bool:
+    """ListRecords is missing from older botocore releases (e.g. the boto3 Glue bundles)."""
+    return "ListRecords" in client.meta.service_model.operation_names
+
+
+def list_record_ids(client, group: str, next_token: str | None = None, max_results: int = 100,
+                    include_soft_deleted: bool = False) -> tuple[list[str], str | None]:
+    """One ListRecords page: (record ids, next token or None)."""
+    kwargs: dict[str, Any] = {"FeatureGroupName": group, "MaxResults": max_results}
+    if next_token:
+        kwargs["NextToken"] = next_token
+    if include_soft_deleted:
+        kwargs["IncludeSoftDeletedRecords"] = True
+    page = client.list_records(**kwargs)
+    return list(page.get("RecordIdentifiers") or []), page.get("NextToken") or None
+
+
+def get_record(client, group: str, record_id: str,
+               feature_names: list[str] | None = None) -> dict[str, Any]:
+    """GetRecord; a missing record gives an empty result (no "Record" key), not an error."""
+    kwargs: dict[str, Any] = {"FeatureGroupName": group, "RecordIdentifierValueAsString": record_id}
+    if feature_names:
+        kwargs["FeatureNames"] = feature_names
+    return client.get_record(**kwargs)
+
+
 # ---- S3 (run folder files; conf files on S3) -----------------------------------------------
 
 class S3NotFound(Exception):
@@ -186,6 +212,14 @@ def s3_list_keys(client, bucket: str, prefix: str) -> list[str]:
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(obj["Key"] for obj in page.get("Contents", []))
     return keys
+
+
+def s3_list_objects(client, bucket: str, prefix: str) -> list[tuple[str, int]]:
+    """(key, size in bytes) of every object under a prefix."""
+    out: list[tuple[str, int]] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        out.extend((obj["Key"], int(obj.get("Size", 0))) for obj in page.get("Contents", []))
+    return out
 
 
 def s3_delete_keys(client, bucket: str, keys: list[str]) -> None:

@@ -10,9 +10,8 @@ Error handling (codes classified by :func:`fsmigrate.aws.classify`):
 * throttling, 5xx, connection errors (whole call or per batch entry) and entries returned in
   ``UnprocessedEntries``: retried with full-jitter exponential backoff up to ``max_attempts``,
   then the records fail with the last error code;
-* permanent errors (``ValidationError`` ...): the record fails at once, never retried. A whole
-  BatchWriteRecord call rejected with a permanent error is split in halves and re-sent, so one
-  bad record cannot take 24 good ones down with it;
+* permanent errors (``ValidationError`` ...): the record fails at once, never retried (a whole
+  BatchWriteRecord call rejected that way fails every record in it);
 * systemic errors (``AccessForbidden``, ``ResourceNotFound`` ...): queued work is cancelled and
   :class:`fsmigrate.errors.Aborted` is raised.
 """
@@ -20,6 +19,7 @@ Error handling (codes classified by :func:`fsmigrate.aws.classify`):
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -247,16 +247,15 @@ class _PartitionWriter:
                 pending.append(p)
         if self.api == "batch":
             for start in range(0, len(pending), BATCH_WRITE_MAX_ENTRIES):
-                self.batch_chunk(pending[start:start + BATCH_WRITE_MAX_ENTRIES], 0, result)
+                self.batch_chunk(pending[start:start + BATCH_WRITE_MAX_ENTRIES], result)
         else:
             for p in pending:
                 self.put_one(p, result)
         return result
 
-    def batch_chunk(self, chunk: list[_Pending], attempts_done: int,
-                    result: PartitionResult) -> None:
+    def batch_chunk(self, chunk: list[_Pending], result: PartitionResult) -> None:
         """BatchWriteRecord for ≤25 records, retried until each is written or failed."""
-        attempt = attempts_done
+        attempt = 0
         last_code, last_message = "Unprocessed", "entry returned in UnprocessedEntries"
         while chunk:
             self.check_stop()
@@ -270,14 +269,9 @@ class _PartitionWriter:
                 response = aws.batch_write_record(self.client, [p.entry for p in chunk])
             except AWS_ERRORS as exc:
                 kind, code, message = self.classify_call(exc, "BatchWriteRecord")
-                if kind == aws.PERMANENT:
-                    if len(chunk) > 1:
-                        # One bad entry may reject the whole call: isolate it by halving.
-                        half = len(chunk) // 2
-                        self.batch_chunk(chunk[:half], attempt, result)
-                        self.batch_chunk(chunk[half:], attempt, result)
-                    else:
-                        result.failed.append(self.failure(chunk[0], code, message, attempt))
+                if kind == aws.PERMANENT:  # the whole request was rejected: never retried
+                    for p in chunk:
+                        result.failed.append(self.failure(p, code, message, attempt))
                     return
                 if kind == aws.THROTTLED:
                     result.throttled += 1
@@ -394,6 +388,24 @@ class _PartitionWriter:
         return kind, code, message
 
 
+_clients: dict[tuple[int, AwsSettings, int], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _shared_client(aws_settings: AwsSettings, max_pool: int):
+    """One runtime client per settings and pool size per process (~0.2 s to build one).
+
+    PySpark reuses Python workers across tasks, so later partitions skip the model loading;
+    boto3 clients are thread-safe. Keyed by pid too, so a forked child never shares sockets.
+    """
+    key = (os.getpid(), aws_settings, max_pool)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = aws.runtime_client(aws_settings, max_pool=max_pool)
+        return client
+
+
 def _chunks(rows: Iterable[Sequence], size: int) -> Iterator[list[Sequence]]:
     it = iter(rows)
     while batch := list(islice(it, size)):
@@ -409,7 +421,7 @@ def write_partition(rows: Iterable[Sequence], settings: WriterSettings, client=N
     """
     stop = threading.Event()
     if client is None:
-        client = aws.runtime_client(settings.aws, max_pool=max(10, settings.max_workers + 2))
+        client = _shared_client(settings.aws, max(10, settings.max_workers + 2))
     api = resolve_write_api(settings.write_api, client)
     # Without an injected sleep, waits end early once the partition is aborted.
     wait_fn = sleep if sleep is not None else stop.wait

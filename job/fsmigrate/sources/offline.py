@@ -7,6 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import (
+    BooleanType,
+    DoubleType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 
 from ..errors import BadInput
 from ..groups import GroupSpec
@@ -14,8 +23,6 @@ from ..storage import Store
 
 log = logging.getLogger(__name__)
 
-PARTITION_COLUMNS = ("year", "month", "day", "hour")
-METADATA_COLUMNS = ("write_time", "api_invocation_time", "is_deleted")
 
 
 @dataclass(frozen=True)
@@ -34,36 +41,29 @@ def data_uri(spec: GroupSpec) -> str:
     return spec.offline_uri
 
 
+def offline_schema(spec: GroupSpec) -> StructType:
+    """The offline store's columns as the group defines them. Reading with it skips Spark's
+    schema inference pass, and files written before a feature was added read it as null."""
+    spark_types = {"Integral": LongType(), "Fractional": DoubleType(), "String": StringType()}
+    fields = [StructField(f.name, spark_types[f.type]) for f in spec.features]
+    fields += [StructField("write_time", TimestampType()),
+               StructField("api_invocation_time", TimestampType()),
+               StructField("is_deleted", BooleanType())]
+    return StructType(fields)
+
+
 def read_offline(spark: SparkSession, spec: GroupSpec, store: Store) -> DataFrame | None:
     """The offline store's rows with the partition columns dropped; None when it holds no files."""
     path = store.spark_path(data_uri(spec))
+    schema = offline_schema(spec)
     try:
-        # mergeSchema: files written before a feature was added lack its column.
-        df = spark.read.option("mergeSchema", "true").option("basePath", path).parquet(path)
+        df = spark.read.schema(schema).option("basePath", path).parquet(path)
     except Exception as exc:  # Spark raises AnalysisException for a missing path
         if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc):
             log.warning("offline store of %s has no files yet at %s", spec.name, path)
             return None
         raise
-    expected = [f.name for f in spec.features] + list(METADATA_COLUMNS)
-    missing = [c for c in (spec.record_id, spec.event_time, *METADATA_COLUMNS)
-               if c not in df.columns]
-    if missing:
-        raise BadInput(f"offline store of {spec.name} at {path} lacks columns {missing}: "
-                       "is it a SageMaker offline store in the Glue table format?")
-    # Features the files never held (added to the group later, never written) read as null.
-    from pyspark.sql import functions as F
-
-    for name in expected:
-        if name not in df.columns:
-            df = df.withColumn(name, F.lit(None).cast(_spark_type(spec, name)))
-    return df.select(*expected)
-
-
-def _spark_type(spec: GroupSpec, name: str) -> str:
-    feature = spec.feature(name)
-    return {"Integral": "bigint", "Fractional": "double"}.get(feature.type if feature else "",
-                                                              "string")
+    return df.select(*schema.fieldNames())
 
 
 def footer_stats(df: DataFrame, store: Store) -> OfflineFiles:

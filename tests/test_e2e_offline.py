@@ -1,0 +1,128 @@
+"""End to end: the real `spark-submit job/migrate.py` against the emulator, Offline -> Online+Offline.
+The expected target state is computed here from the source's Parquet files, not by the job."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from jobtools import (
+    expected_latest,
+    list_online_ids,
+    mismatches,
+    offline_rows,
+    read_online,
+    spark_submit,
+    write_conf,
+)
+from seed_data import SeedSpec, feature_definitions, feature_types, seed
+
+SOURCE = "e2e-offline-src"
+SPEC = SeedSpec(group=SOURCE, records=1500, versions=3, stores="offline", seed=11)
+TYPES = dict(feature_types(SPEC))
+
+
+@pytest.fixture(scope="module")
+def source(emulator):
+    summary = seed(SPEC, endpoint_url=emulator.url, local_root=emulator.data_dir, replace=True)
+    rows = offline_rows(summary.data_dir)
+    return summary, expected_latest(rows)
+
+
+def create_target(sm, name: str, definitions=None, online=True, offline=True) -> None:
+    kwargs = {}
+    if online:
+        kwargs["OnlineStoreConfig"] = {"EnableOnlineStore": True}
+    if offline:
+        kwargs["OfflineStoreConfig"] = {
+            "S3StorageConfig": {"S3Uri": f"s3://local-feature-store/targets/{name}"}}
+    sm.create_feature_group(
+        FeatureGroupName=name, RecordIdentifierFeatureName="record_id",
+        EventTimeFeatureName="event_time",
+        FeatureDefinitions=definitions or feature_definitions(SPEC),
+        RoleArn="arn:aws:iam::123456789012:role/test", **kwargs)
+
+
+def write_ops(emulator) -> int:
+    ops = emulator.stats()["operations"]
+    return sum(ops.get(op, {}).get("requests", 0) for op in ("PutRecord", "BatchWriteRecord"))
+
+
+def report_of(emulator, run_id: str) -> dict:
+    path = emulator.data_dir / "local-feature-store" / "runs" / run_id / "report.json"
+    return json.loads(path.read_text())
+
+
+def test_full_migration_matches_the_latest_state(source, emulator, sm, fsr, tmp_path):
+    summary, expected = source
+    create_target(sm, "e2e-full")
+    conf = write_conf(tmp_path / "c.yaml", emulator)
+    done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-full",
+                         "--run-id", "full"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "written" in done.stdout
+    actual = read_online(fsr, "e2e-full", sorted(list_online_ids(fsr, "e2e-full")))
+    assert mismatches(actual, expected, TYPES) == []
+    report = report_of(emulator, "full")
+    assert report["rows_scanned"] == summary.rows_offline
+    assert report["records"] == SPEC.records
+    assert report["deleted_skipped"] == SPEC.records - len(expected)
+    assert report["written"] == len(expected) and report["failed"] == 0
+    assert report["exit_code"] == 0
+    # The Offline+Online target got both stores: its offline files hold the same records.
+    emulator.flush()
+    target_rows = offline_rows(next((emulator.data_dir / "local-feature-store" / "targets")
+                                    .glob("e2e-full/*/sagemaker/*/offline-store/*/data")))
+    assert {r["record_id"] for r in target_rows} == set(expected)
+
+
+def test_filtered_run_with_put_record(source, emulator, sm, fsr, tmp_path):
+    _, expected = source
+    create_target(sm, "e2e-filtered")
+    conf = write_conf(tmp_path / "c.yaml", emulator)
+    done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-filtered",
+                         "--filter-query", "WHERE segment = 'gold' AND age >= 30",
+                         "--write-api", "put", "--run-id", "filtered"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    want = {rid: row for rid, row in expected.items()
+            if row["segment"] == "gold" and row["age"] is not None and row["age"] >= 30}
+    assert 0 < len(want) < len(expected)
+    actual = read_online(fsr, "e2e-filtered", sorted(list_online_ids(fsr, "e2e-filtered")))
+    assert mismatches(actual, want, TYPES) == []
+    report = report_of(emulator, "filtered")
+    assert report["write_api"] == "put"
+    assert report["filtered_out"] == len(expected) - len(want)
+
+
+def test_dry_run_writes_nothing(source, emulator, sm, fsr, tmp_path):
+    _, expected = source
+    create_target(sm, "e2e-dry")
+    conf = write_conf(tmp_path / "c.yaml", emulator)
+    writes_before = write_ops(emulator)
+    done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-dry",
+                         "--dry-run", "--run-id", "dry"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "dry run: nothing written" in done.stdout
+    assert f"{len(expected):,} to write" in done.stdout
+    assert write_ops(emulator) == writes_before
+    assert list_online_ids(fsr, "e2e-dry") == set()
+    run = emulator.data_dir / "local-feature-store" / "runs" / "dry"
+    plan = json.loads((run / "plan.json").read_text())
+    assert plan["counts"]["selected"] == len(expected)
+    assert plan["samples"] and all("record_id" in s for s in plan["samples"])
+    assert not (run / "report.json").exists()
+
+
+def test_incompatible_target_exits_2_and_writes_nothing(source, emulator, sm, fsr, tmp_path):
+    definitions = [dict(d, FeatureType="Integral") if d["FeatureName"] == "country" else d
+                   for d in feature_definitions(SPEC)]
+    create_target(sm, "e2e-incompatible", definitions=definitions)
+    conf = write_conf(tmp_path / "c.yaml", emulator)
+    writes_before = write_ops(emulator)
+    done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-incompatible"])
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "country" in errors[0]
+    assert "String cannot be written as Integral" in done.stdout
+    assert write_ops(emulator) == writes_before
+    assert list_online_ids(fsr, "e2e-incompatible") == set()

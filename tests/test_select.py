@@ -1,0 +1,582 @@
+"""Unit tests for fsmigrate.select: latest state, deletes, filter, resume-from, encoding."""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from datetime import datetime, timedelta
+
+import pytest
+from chispa import assert_df_equality
+from fsmigrate.errors import BadInput
+from fsmigrate.groups import FRACTIONAL, INTEGRAL, STRING, Feature, FeatureMapping
+from fsmigrate.select import (
+    after_record_id,
+    apply_filter,
+    drop_deleted,
+    encode_for_target,
+    event_time_key,
+    latest_state,
+    normalize_filter,
+)
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DoubleType,
+    FloatType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+T0 = datetime(2024, 5, 1, 12, 0, 0)
+T1 = T0 + timedelta(seconds=1)
+T2 = T0 + timedelta(seconds=2)
+
+
+def offline_schema(event_time_type=None) -> StructType:
+    """The source offline store as read: features, then the three offline-only columns."""
+    return StructType(
+        [
+            StructField("id", StringType()),
+            StructField("event_time", event_time_type or StringType()),
+            StructField("amount", LongType()),
+            StructField("score", DoubleType()),
+            StructField("label", StringType()),
+            StructField("write_time", TimestampType()),
+            StructField("api_invocation_time", TimestampType()),
+            StructField("is_deleted", BooleanType()),
+        ]
+    )
+
+
+def put(rid, et, amount=None, score=None, label=None, write=T0, api=T0):
+    return (rid, et, amount, score, label, write, api, False)
+
+
+def delete(rid, et, write=T0, api=T0):
+    return (rid, et, None, None, None, write, api, True)
+
+
+def offline_df(spark, rows, event_time_type=None):
+    return spark.createDataFrame(rows, offline_schema(event_time_type))
+
+
+def latest(spark, rows, event_time_type=None):
+    return latest_state(offline_df(spark, rows, event_time_type), "id", "event_time")
+
+
+# ---- normalize_filter ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        (None, None),
+        ("", None),
+        ("   \n ", None),
+        ("WHERE", None),
+        ("amount > 1", "amount > 1"),
+        ("  WHERE amount > 1  ", "amount > 1"),
+        ("where amount > 1", "amount > 1"),
+        ("Where\n\tamount > 1", "amount > 1"),
+        ("WHERE(amount > 1)", "(amount > 1)"),
+        ("whereabouts = 'x'", "whereabouts = 'x'"),  # a column that starts with "where"
+        ("label = 'WHERE x'", "label = 'WHERE x'"),  # only a leading keyword goes
+    ],
+)
+def test_normalize_filter(query, expected):
+    assert normalize_filter(query) == expected
+
+
+# ---- event_time_key --------------------------------------------------------------------------
+
+
+def keys_of(spark, values, data_type):
+    df = spark.createDataFrame([(v,) for v in values], StructType([StructField("t", data_type)]))
+    rows = df.select(event_time_key("t", data_type).alias("k")).collect()
+    return [None if r.k is None else (r.k.seconds, r.k.nanos) for r in rows]
+
+
+def test_event_time_key_iso_is_exact_instant(spark):
+    values = [
+        "2024-01-01T00:00:00Z",
+        "2024-01-01T00:00:00.5Z",
+        "2024-01-01T00:00:00.500Z",
+        "2024-01-01T00:00:00.123456788Z",
+        "2024-01-01T00:00:00.123456789Z",
+        "2024-01-01T00:00:01Z",
+        "1969-12-31T23:59:59.999999999Z",
+        "0001-01-01T00:00:00Z",
+    ]
+    assert keys_of(spark, values, StringType()) == [
+        (1704067200, 0),
+        (1704067200, 500_000_000),
+        (1704067200, 500_000_000),
+        (1704067200, 123_456_788),
+        (1704067200, 123_456_789),
+        (1704067201, 0),
+        (-1, 999_999_999),
+        (-62135596800, 0),
+    ]
+
+
+def test_event_time_key_sorts_as_instants_not_strings(spark):
+    # As strings "...:00Z" > "...:00.5Z" ('Z' > '.'); as instants it is the other way round.
+    values = [
+        "2024-01-01T00:00:01Z",
+        "2024-01-01T00:00:00.123456789Z",
+        "2024-01-01T00:00:00Z",
+        "2024-01-01T00:00:00.5Z",
+        "2024-01-01T00:00:00.123456788Z",
+        "2024-01-01T00:00:00.250Z",
+    ]
+    assert sorted(values) != values  # the trap is real
+    df = spark.createDataFrame([(v,) for v in values], "t string")
+    ordered = [r.t for r in df.orderBy(event_time_key("t", StringType())).collect()]
+    assert ordered == [
+        "2024-01-01T00:00:00Z",
+        "2024-01-01T00:00:00.123456788Z",
+        "2024-01-01T00:00:00.123456789Z",
+        "2024-01-01T00:00:00.250Z",
+        "2024-01-01T00:00:00.5Z",
+        "2024-01-01T00:00:01Z",
+    ]
+
+
+def test_event_time_key_unparseable_is_null(spark):
+    values = [
+        "garbage",
+        "",
+        None,
+        "2024-01-01 00:00:00Z",  # space instead of T
+        "2024-01-01T00:00:00",  # no Z
+        "2024-01-01T00:00:00+00:00",
+        "2024-01-01T00:00:00.Z",  # a dot without digits
+        "2024-01-01T00:00:00.1234567890Z",  # 10 fraction digits
+        "2024-02-30T00:00:00Z",
+        "2024-13-01T00:00:00Z",
+    ]
+    assert keys_of(spark, values, StringType()) == [None] * len(values)
+
+
+def test_event_time_key_ignores_session_time_zone(spark):
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        keys = keys_of(spark, ["2024-07-01T12:00:00.25Z"], StringType())
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+    assert keys == [(1719835200, 250_000_000)]
+
+
+def test_event_time_key_fractional_seconds(spark):
+    d = 1_700_000_000.25
+    next_up = math.nextafter(d, math.inf)  # one ulp (~238 ns) later
+    values = [d, next_up, 1.5, -1.5, 0.0, float("nan"), float("inf"), float("-inf"), 1e300, None]
+    keys = keys_of(spark, values, DoubleType())
+    assert keys[:5] == [
+        (1_700_000_000, 250_000_000),
+        (1_700_000_000, 250_000_238),
+        (1, 500_000_000),
+        (-2, 500_000_000),
+        (0, 0),
+    ]
+    assert keys[5:] == [None] * 5
+
+
+def test_event_time_key_rejects_other_types():
+    with pytest.raises(ValueError, match="event time"):
+        event_time_key("t", TimestampType())
+
+
+# ---- latest_state ----------------------------------------------------------------------------
+
+
+def test_latest_by_event_time_with_mixed_fraction_digits(spark):
+    rows = [
+        # a: 0 vs 1 digit, the string trap: "...:00Z" is the older one
+        put("a", "2024-01-01T00:00:00.5Z", amount=2),
+        put("a", "2024-01-01T00:00:00Z", amount=1),
+        # b: differs only in the 9th digit; the newer row arrives first
+        put("b", "2024-01-01T00:00:00.123456789Z", amount=9),
+        put("b", "2024-01-01T00:00:00.123456788Z", amount=8),
+        # c: 3 digits vs 9 digits vs none
+        put("c", "2024-01-01T00:00:00.999Z", amount=3),
+        put("c", "2024-01-01T00:00:00.999000001Z", amount=4),
+        put("c", "2023-12-31T23:59:59Z", amount=5),
+        # d: a single row
+        put("d", "2024-01-01T00:00:00Z", amount=7),
+    ]
+    expected = offline_df(spark, [rows[0], rows[2], rows[5], rows[7]])
+    assert_df_equality(latest(spark, rows), expected, ignore_row_order=True)
+
+
+def test_latest_by_fractional_second_event_time(spark):
+    d = 1_700_000_000.25
+    rows = [
+        put("a", d, amount=1),
+        put("a", math.nextafter(d, math.inf), amount=2),
+        put("a", d - 0.5, amount=0),
+        put("b", 1_699_999_999.9, amount=3),
+        put("b", 1_700_000_000.0, amount=4),
+    ]
+    expected = offline_df(spark, [rows[1], rows[4]], DoubleType())
+    assert_df_equality(latest(spark, rows, DoubleType()), expected, ignore_row_order=True)
+
+
+def test_latest_tie_on_event_time_decided_by_api_invocation_time(spark):
+    et = "2024-01-01T00:00:00.000Z"
+    rows = [
+        put("a", et, amount=1, api=T1, write=T0),  # newer call, older write: wins
+        put("a", et, amount=2, api=T0, write=T2),
+        put("a", "2024-01-01T00:00:00Z", amount=3, api=T0, write=T0),  # same instant
+    ]
+    expected = offline_df(spark, [rows[0]])
+    assert_df_equality(latest(spark, rows), expected)
+
+
+def test_latest_tie_on_event_and_api_time_decided_by_write_time(spark):
+    et = "2024-01-01T00:00:00Z"
+    rows = [
+        put("a", et, amount=1, api=T1, write=T1),
+        put("a", et, amount=2, api=T1, write=T2),
+        put("a", et, amount=3, api=T0, write=T2),
+    ]
+    expected = offline_df(spark, [rows[1]])
+    assert_df_equality(latest(spark, rows), expected)
+
+
+def test_latest_unparseable_event_time_loses(spark):
+    rows = [put("a", "not a time", amount=1, api=T2), put("a", "1970-01-01T00:00:00Z", amount=2)]
+    assert latest(spark, rows).first().amount == 2
+
+
+def test_latest_keeps_input_columns_order_and_types(spark):
+    df = offline_df(spark, [put("a", "2024-01-01T00:00:00Z", 1, 1.5, "x")]).select(
+        "label", "write_time", "id", "is_deleted", "event_time", "score", "api_invocation_time"
+    )
+    out = latest_state(df, "id", "event_time")
+    assert [(f.name, f.dataType) for f in out.schema] == [(f.name, f.dataType) for f in df.schema]
+
+
+def test_latest_is_deterministic_on_full_tie(spark):
+    et = "2024-01-01T00:00:00Z"
+    rows = [put("a", et, amount=n) for n in range(20)]
+    results = set()
+    for seed in range(2):
+        shuffled = rows[:]
+        random.Random(seed).shuffle(shuffled)
+        df = offline_df(spark, shuffled).repartition(3)
+        results.add(latest_state(df, "id", "event_time").first().amount)
+    assert len(results) == 1
+
+
+def test_latest_long_record_ids(spark):
+    schema = StructType(
+        [
+            StructField("id", LongType()),
+            StructField("event_time", StringType()),
+            StructField("write_time", TimestampType()),
+            StructField("api_invocation_time", TimestampType()),
+            StructField("is_deleted", BooleanType()),
+        ]
+    )
+    rows = [
+        (1, "2024-01-01T00:00:01Z", T0, T0, False),
+        (1, "2024-01-01T00:00:02Z", T0, T0, True),
+        (2, "2024-01-01T00:00:01Z", T0, T0, False),
+    ]
+    df = spark.createDataFrame(rows, schema)
+    expected = spark.createDataFrame([rows[1], rows[2]], schema)
+    assert_df_equality(latest_state(df, "id", "event_time"), expected, ignore_row_order=True)
+
+
+# ---- drop_deleted ----------------------------------------------------------------------------
+
+
+def test_delete_marker_as_latest_drops_the_record(spark):
+    rows = [
+        put("a", "2024-01-01T00:00:00Z", amount=1),
+        delete("a", "2024-01-01T00:00:00.5Z"),
+        put("b", "2024-01-01T00:00:00Z", amount=2),
+    ]
+    out = drop_deleted(latest(spark, rows))
+    assert_df_equality(out, offline_df(spark, [rows[2]]))
+
+
+def test_older_delete_then_newer_put_is_kept(spark):
+    rows = [
+        put("a", "2024-01-01T00:00:00Z", amount=1),
+        delete("a", "2024-01-01T00:00:01Z"),
+        put("a", "2024-01-01T00:00:01.000000001Z", amount=3),
+    ]
+    assert_df_equality(drop_deleted(latest(spark, rows)), offline_df(spark, [rows[2]]))
+
+
+def test_null_is_deleted_counts_as_present(spark):
+    df = offline_df(spark, [("a", "2024-01-01T00:00:00Z", 1, None, None, T0, T0, None)])
+    assert drop_deleted(df).count() == 1
+
+
+# ---- apply_filter ----------------------------------------------------------------------------
+
+
+def test_filter_none_returns_input(spark):
+    df = offline_df(spark, [put("a", "2024-01-01T00:00:00Z", amount=1)])
+    assert apply_filter(df, None) is df
+    assert apply_filter(df, "  where  ") is df
+
+
+def test_filter_with_leading_where(spark):
+    rows = [put("a", "2024-01-01T00:00:00Z", amount=1), put("b", "2024-01-01T00:00:00Z", amount=5)]
+    df = offline_df(spark, rows)
+    expected = offline_df(spark, [rows[1]])
+    assert_df_equality(apply_filter(df, "WHERE amount > 2"), expected)
+    assert_df_equality(apply_filter(df, "  where amount > 2 and label is null"), expected)
+
+
+def test_filter_sees_latest_state_only(spark):
+    rows = [
+        # a: an old version matches, the latest does not -> not selected
+        put("a", "2024-01-01T00:00:00Z", amount=100),
+        put("a", "2024-01-02T00:00:00Z", amount=1),
+        # b: matched before being deleted -> stays deleted
+        put("b", "2024-01-01T00:00:00Z", amount=100),
+        delete("b", "2024-01-02T00:00:00Z"),
+        # c: the latest version matches -> selected, with its latest values
+        put("c", "2024-01-01T00:00:00Z", amount=1),
+        put("c", "2024-01-02T00:00:00Z", amount=200),
+    ]
+    query = "amount > 50"
+    raw = offline_df(spark, rows)
+    assert {r.id for r in apply_filter(raw, query).collect()} == {"a", "b", "c"}  # the trap
+
+    selected = apply_filter(drop_deleted(latest_state(raw, "id", "event_time")), query)
+    assert_df_equality(selected, offline_df(spark, [rows[5]]))
+
+
+def test_filter_cannot_resurrect_a_deleted_record(spark):
+    rows = [put("b", "2024-01-01T00:00:00Z", amount=100), delete("b", "2024-01-02T00:00:00Z")]
+    raw = offline_df(spark, rows)
+    for query in ["amount = 100 or is_deleted", "true"]:
+        assert apply_filter(drop_deleted(latest_state(raw, "id", "event_time")), query).count() == 0
+
+
+@pytest.mark.parametrize(
+    "query, expect",
+    [
+        ("amount = = 1", "Syntax error"),
+        ("amount > 1; drop table x", "Syntax error"),
+        ("nope > 1", "`nope` cannot be resolved"),
+        ("amount + 1", "of type bigint, not boolean"),
+        ("label", "of type string, not boolean"),
+        ("WHERE amount >\n 0 and", "alias"),  # Spark would read it as `(amount > 0) AS and`
+        ("amount > 0 -- note", None),  # a comment is fine
+        ("max(amount) > 1", "INVALID_WHERE_CONDITION"),
+    ],
+)
+def test_bad_filter_raises_one_line_bad_input(spark, query, expect):
+    df = offline_df(spark, [put("a", "2024-01-01T00:00:00Z", amount=1)])
+    if expect is None:
+        assert apply_filter(df, query).count() == 1
+        return
+    with pytest.raises(BadInput) as info:
+        apply_filter(df, query)
+    message = str(info.value)
+    assert "\n" not in message
+    assert repr(normalize_filter(query)) in message
+    assert expect in message
+    assert "fix" in message or "remove" in message
+    assert "== SQL ==" not in message and "Filter" not in message
+
+
+# ---- after_record_id -------------------------------------------------------------------------
+
+
+def test_after_record_id_strings(spark):
+    df = spark.createDataFrame([(i,) for i in ["a", "b", "ba", "c", "B", "", None]], "id string")
+    out = after_record_id(df, "id", "b")
+    expected = spark.createDataFrame([("ba",), ("c",)], "id string")
+    assert_df_equality(out, expected)
+    assert after_record_id(df, "id", None) is df
+
+
+def test_after_record_id_long_ids_compare_as_strings(spark):
+    df = spark.createDataFrame([(i,) for i in [1, 2, 9, 10, 11, 100, -5]], "id long")
+    out = after_record_id(df, "id", "10")
+    # "100" > "11" > "10" and "2", "9" > "10"; "1" and "-5" sort before.
+    expected = spark.createDataFrame([(2,), (9,), (11,), (100,)], "id long")
+    assert_df_equality(out, expected)
+
+
+# ---- encode_for_target -----------------------------------------------------------------------
+
+
+def mapping(name, source_type, target_type, collection=None):
+    source = None if source_type is None else Feature(name, source_type, collection)
+    return FeatureMapping(name, source, Feature(name, target_type, collection))
+
+
+ENCODE_SCHEMA = StructType(
+    [
+        StructField("i", LongType()),
+        StructField("d", DoubleType()),
+        StructField("s", StringType()),
+        StructField("et", StringType()),
+        StructField("f", FloatType()),
+    ]
+)
+
+
+def encoded(spark, rows, mappings, schema=ENCODE_SCHEMA):
+    return encode_for_target(spark.createDataFrame(rows, schema), mappings)
+
+
+def strings_df(spark, names, rows):
+    return spark.createDataFrame(rows, StructType([StructField(n, StringType()) for n in names]))
+
+
+def test_encode_each_type_pair(spark):
+    big = 2**62 + 1  # not exactly representable as a double
+    rows = [
+        (5, 1.5, "7", "2024-01-01T00:00:00.500Z", 0.1),
+        (big, 0.1, "hello", "2024-01-01T00:00:00Z", -2.5),
+        (-3, -0.0, "", "1704067200.5", 3.0),
+    ]
+    mappings = [
+        mapping("i", INTEGRAL, INTEGRAL),
+        mapping("d", FRACTIONAL, FRACTIONAL),
+        mapping("s", STRING, STRING),
+        mapping("et", STRING, STRING),  # event time: exactly as stored
+        mapping("f", FRACTIONAL, FRACTIONAL),
+    ]
+    expected = strings_df(
+        spark,
+        ["i", "d", "s", "et", "f"],
+        [
+            ("5", "1.5", "7", "2024-01-01T00:00:00.500Z", "0.1"),
+            (str(big), "0.1", "hello", "2024-01-01T00:00:00Z", "-2.5"),
+            ("-3", "-0.0", "", "1704067200.5", "3.0"),
+        ],
+    )
+    assert_df_equality(encoded(spark, rows, mappings), expected)
+
+
+def test_encode_converted_pairs(spark):
+    big = 2**62 + 1
+    rows = [(5, 2.25, "42", "x", None), (big, 1e21, "-1.5", "x", None)]
+    mappings = [
+        mapping("i", INTEGRAL, FRACTIONAL),  # integer text, exact even for large longs
+        mapping("d", FRACTIONAL, STRING),  # the number's text
+        mapping("s", STRING, INTEGRAL),  # online sources: values already text, verbatim
+    ]
+    out = encoded(spark, rows, mappings)
+    expected = strings_df(
+        spark, ["i", "d", "s"], [("5", "2.25", "42"), (str(big), "1.0E21", "-1.5")]
+    )
+    assert_df_equality(out, expected)
+    integral_to_string = encoded(spark, rows, [mapping("i", INTEGRAL, STRING)])
+    assert [r.i for r in integral_to_string.collect()] == ["5", str(big)]
+
+
+def test_encode_nulls_mean_omit(spark):
+    rows = [(None, None, None, None, None)]
+    mappings = [mapping(n, t, t) for n, t in [("i", INTEGRAL), ("d", FRACTIONAL), ("s", STRING)]]
+    out = encoded(spark, rows, mappings).collect()
+    assert out[0].asDict() == {"i": None, "d": None, "s": None}
+
+
+def test_encode_nan_and_infinities_pass_through(spark):
+    rows = [(1, v, "x", "x", v) for v in [float("nan"), float("inf"), float("-inf")]]
+    out = encoded(spark, rows, [mapping("d", FRACTIONAL, FRACTIONAL)])
+    expected = strings_df(spark, ["d"], [("NaN",), ("Infinity",), ("-Infinity",)])
+    assert_df_equality(out, expected)
+
+
+def test_encode_collections_and_target_only_features(spark):
+    schema = StructType(
+        [
+            StructField("tags", ArrayType(StringType())),
+            StructField("nums", ArrayType(LongType())),
+            StructField("s", StringType()),
+        ]
+    )
+    rows = [(["a", "b", "a"], [1, 2], "x"), (None, None, None), ([], [], "y")]
+    mappings = [
+        mapping("tags", STRING, STRING, collection="List"),
+        mapping("nums", INTEGRAL, INTEGRAL, collection="Set"),
+        mapping("extra", None, STRING),  # target-only: left empty
+        mapping("extra_list", None, STRING, collection="Vector"),
+        mapping("s", STRING, STRING),
+    ]
+    out = encode_for_target(spark.createDataFrame(rows, schema), mappings)
+    expected_schema = StructType(
+        [
+            StructField("tags", ArrayType(StringType())),
+            StructField("nums", ArrayType(StringType())),
+            StructField("extra", StringType()),
+            StructField("extra_list", ArrayType(StringType())),
+            StructField("s", StringType()),
+        ]
+    )
+    expected = spark.createDataFrame(
+        [
+            (["a", "b", "a"], ["1", "2"], None, None, "x"),
+            (None, None, None, None, None),
+            ([], [], None, None, "y"),
+        ],
+        expected_schema,
+    )
+    assert_df_equality(out, expected, ignore_nullable=True)
+
+
+def test_encode_output_columns_follow_mappings(spark):
+    mappings = [
+        mapping("s", STRING, STRING),
+        mapping("missing", None, INTEGRAL),
+        mapping("i", INTEGRAL, INTEGRAL),
+    ]
+    out = encoded(spark, [(1, 1.0, "a", "t", 1.0)], mappings)
+    assert out.columns == ["s", "missing", "i"]
+    assert [f.dataType for f in out.schema] == [StringType()] * 3
+
+
+@pytest.mark.parametrize(
+    "schema, m",
+    [
+        ("v string", mapping("v", STRING, STRING, collection="List")),
+        ("v array<string>", mapping("v", STRING, STRING)),
+    ],
+)
+def test_encode_scalar_collection_mismatch_raises(spark, schema, m):
+    df = spark.createDataFrame([], schema)
+    with pytest.raises(ValueError, match="'v'"):
+        encode_for_target(df, [m])
+
+
+def test_encode_float_round_trip_property(spark):
+    rnd = random.Random(20240501)
+    values = [
+        0.1, 0.2 + 0.1, 1 / 3, 2e-3, 1e23, 2e23, 1e21, 1e22, 1e7, 9999999.0, 1e-4, 123456789.125,
+        5e-324, 4.35e-322, 2.2250738585072009e-308, 2.2250738585072014e-308,
+        1.7976931348623157e308, -1.7976931348623157e308, -5e-324, 0.0, -0.0,
+        float(2**53 + 1), float(2**63), 1_700_000_000.123456,
+    ]  # fmt: skip
+    while len(values) < 20_000:  # every bit pattern: subnormal, tiny, huge, negative
+        d = struct.unpack("<d", rnd.getrandbits(64).to_bytes(8, "little"))[0]
+        if math.isfinite(d):
+            values.append(d)
+    values += [rnd.uniform(-1e6, 1e6) for _ in range(5_000)]
+    values += [float(rnd.randint(-(2**62), 2**62)) for _ in range(5_000)]
+    df = spark.createDataFrame([(v,) for v in values], "d double")
+    out = encode_for_target(df, [mapping("d", FRACTIONAL, FRACTIONAL)]).collect()
+    assert len(out) == len(values)
+    bad = [
+        (v, r.d)
+        for v, r in zip(values, out, strict=True)
+        if float(r.d) != v or math.copysign(1.0, float(r.d)) != math.copysign(1.0, v)
+    ]
+    assert bad == []
