@@ -1,5 +1,5 @@
-"""End to end: the real `spark-submit job/migrate.py` against the emulator, Offline -> Online+Offline.
-The expected target state is computed here from the source's Parquet files, not by the job."""
+"""End to end: the real `spark-submit job/migrate.py` against the emulator, Offline ->
+Online+Offline. The expected target state is computed here from the source's Parquet files."""
 
 from __future__ import annotations
 
@@ -121,8 +121,11 @@ def test_incompatible_target_exits_2_and_writes_nothing(source, emulator, sm, fs
     writes_before = write_ops(emulator)
     done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-incompatible"])
     assert done.returncode == 2
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    # spark-submit sends the driver's stderr to stdout.
+    output = done.stdout + done.stderr
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "country" in errors[0]
-    assert "String cannot be written as Integral" in done.stdout
+    assert "String cannot be written as Integral" in output
+    assert "SparkContext" not in output  # refused before Spark started
     assert write_ops(emulator) == writes_before
     assert list_online_ids(fsr, "e2e-incompatible") == set()

@@ -8,8 +8,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType
-
 from fsmigrate import aws
 from fsmigrate.aws import AwsSettings
 from fsmigrate.errors import Aborted, BadInput
@@ -30,6 +28,7 @@ from fsmigrate.sources.online import (
     typed_view,
 )
 from fsmigrate.storage import Store
+from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType
 
 # Spark's Python workers must be this interpreter (it has fsmigrate and boto3); read when the
 # session's SparkContext starts, so set at import (collection) time.
@@ -180,17 +179,17 @@ def test_fetch_aborts_once_retries_make_no_progress():
     assert len(client.calls) == JOB.max_attempts
 
 
-def test_bad_id_source_choices_are_bad_input(spark):
+def test_bad_id_source_choices_are_bad_input():
     features = (Feature("id", "String"), Feature("et", "String"))
     online_only = GroupSpec("g", "id", "et", features, online=True, offline=False)
     store = Store()
     with pytest.raises(BadInput, match="no offline store"):
-        read_online(spark, online_only, store, AwsSettings(), id_source="offline")
+        read_online(None, online_only, store, AwsSettings(), id_source="offline")
     with pytest.raises(BadInput, match="id_source must be one of"):
-        read_online(spark, online_only, store, AwsSettings(), id_source="bogus")
+        read_online(None, online_only, store, AwsSettings(), id_source="bogus")
     offline_only = GroupSpec("g", "id", "et", features, online=False, offline=True)
     with pytest.raises(BadInput, match="no online store"):
-        read_online(spark, offline_only, store, AwsSettings())
+        read_online(None, offline_only, store, AwsSettings())
 
 
 # ---- emulator: an online+offline source with updates, deletes and TTLs -----------------------

@@ -154,7 +154,7 @@ def test_tty_writes_carriage_return_bars_and_ends_with_a_newline(caplog):
     assert _messages(caplog) == []  # a terminal gets the bar, not log lines
     assert out.startswith("\r[")
     assert out.endswith("\n") and out.count("\n") == 1
-    frames = out.rstrip("\n").split("\r")[1:]
+    frames = out.rstrip("\n").replace(CLEAR_TO_END, "").split("\r")[1:]
     assert len(frames) == feed.polls >= 4
     assert frames[0] == ("[##......................] 100/1,000 (10.0%) 10 rec/s failed 0 "
                          "retried 2 throttled 1 ETA 1m30s")
@@ -168,7 +168,7 @@ def test_tty_final_frame_with_a_full_bar():
                   clock=iter([0.0, 5.0]).__next__):
         pass
     assert stream.getvalue() == ("\r[########################] 50/50 (100.0%) 10 rec/s "
-                                 "failed 0 retried 0 throttled 0 ETA 0m00s\n")
+                                 "failed 0 retried 0 throttled 0 ETA 0m00s\x1b[K\n")
 
 
 def test_a_failing_snapshot_does_not_kill_the_thread(caplog):
@@ -197,11 +197,18 @@ def test_a_snapshot_failing_at_the_end_does_not_raise(caplog):
     assert failures and all(r.levelno == logging.DEBUG and r.exc_info for r in failures)
 
 
+CLEAR_TO_END = "\x1b[K"
+
+
 def _render(out: str) -> list[str]:
-    """What a terminal shows after `out`: `\\r` returns to column 0 without clearing."""
+    """What a terminal shows after `out`: `\\r` returns to column 0 without clearing;
+    ESC[K clears from the cursor to the end of the line."""
     lines, line, col = [], [], 0
+    out = out.replace(CLEAR_TO_END, "\0")
     for ch in out:
-        if ch == "\r":
+        if ch == "\0":
+            del line[col:]
+        elif ch == "\r":
             col = 0
         elif ch == "\n":
             lines.append("".join(line))
@@ -217,13 +224,6 @@ def _render(out: str) -> list[str]:
     return lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="progress.py Progress._emit (tty branch): a frame shorter than the one before it "
-           "(ETA 1h00m01s -> 59m58s, 10m00s -> 9m59s, rate 1,000 -> 999) is written over it with "
-           "only \\r, so the old frame's tail stays on screen; pad to the previous width or "
-           "write \\x1b[K",
-)
 def test_tty_shorter_frame_leaves_no_stray_characters():
     calls = {"n": 0}
 
@@ -247,5 +247,5 @@ def test_tty_shorter_frame_leaves_no_stray_characters():
         assert first.wait(10)
     out = stream.getvalue()
     last_frame = out.rstrip("\n").split("\r")[-1]
-    assert last_frame.endswith("ETA 59m58s")
-    assert _render(out) == [last_frame]
+    assert last_frame.endswith("ETA 59m58s" + CLEAR_TO_END)
+    assert _render(out) == [last_frame.removesuffix(CLEAR_TO_END)]

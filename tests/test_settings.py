@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 from fsmigrate.errors import BadInput
 from fsmigrate.settings import Settings, load_settings
 
@@ -309,12 +308,6 @@ def test_yaml_structure_validation(conf, text, fragment):
     assert fragment in bad_input(["--conf", conf(text), *BASE])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings.py load_settings/validate: --resume also becomes run_id, and run_id is "
-           "checked first under the label --run-id, so a bad --resume is reported as a bad "
-           "--run-id the user never passed",
-)
 def test_bad_resume_id_names_resume():
     assert bad_input([*BASE, "--resume=.hidden"]).startswith("--resume ")
 
@@ -360,12 +353,6 @@ def test_missing_conf_key_on_s3(s3_conf_bucket):
     assert "not found" in message
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ClientError,
-    reason="settings.py _load_yaml catches only FileNotFoundError/OSError, and aws.s3_get_text "
-           "maps only NoSuchKey/404 to not-found: NoSuchBucket (or AccessDenied) escapes as a "
-           "botocore ClientError traceback (exit 1) instead of a one-line BadInput (exit 2)",
-)
 def test_conf_in_missing_bucket_is_bad_input(s3_conf_bucket):
     bad_input(["--conf", "s3://no-such-bucket-fsmigrate/conf.yaml", *BASE])
 
@@ -380,16 +367,10 @@ _BAD_TYPE_OUTSIDE_MIGRATION = (
 @pytest.mark.parametrize(
     "text",
     [
-        pytest.param("source: 123\ntarget: b\n", id="source-int",
-                     marks=pytest.mark.xfail(strict=True, raises=TypeError,
-                                             reason=_BAD_TYPE_OUTSIDE_MIGRATION)),
-        pytest.param("aws:\n  endpoint_url: 5\n", id="endpoint-int",
-                     marks=pytest.mark.xfail(strict=True, raises=TypeError,
-                                             reason=_BAD_TYPE_OUTSIDE_MIGRATION)),
-        pytest.param("storage:\n  local_root: 5\n", id="local-root-int",
-                     marks=pytest.mark.xfail(strict=True, reason=_BAD_TYPE_OUTSIDE_MIGRATION)),
-        pytest.param("aws:\n  region: [1]\n", id="region-list",
-                     marks=pytest.mark.xfail(strict=True, reason=_BAD_TYPE_OUTSIDE_MIGRATION)),
+        pytest.param("source: 123\ntarget: b\n", id="source-int"),
+        pytest.param("aws:\n  endpoint_url: 5\n", id="endpoint-int"),
+        pytest.param("storage:\n  local_root: 5\n", id="local-root-int"),
+        pytest.param("aws:\n  region: [1]\n", id="region-list"),
     ],
 )
 def test_yaml_bad_types_outside_migration(conf, text):
@@ -399,12 +380,6 @@ def test_yaml_bad_types_outside_migration(conf, text):
     bad_input(argv)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=SystemExit,
-    reason="settings.py parse_args: argparse type/choice errors call parser.error (SystemExit 2 "
-           "with a multi-line usage on stderr) instead of the one-line BadInput the module "
-           "docstring promises",
-)
 @pytest.mark.parametrize(
     "extra",
     [["--batch-size", "abc"], ["--write-api", "bogus"], ["--dry-run", "maybe"]],

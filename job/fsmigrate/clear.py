@@ -42,7 +42,7 @@ from itertools import islice
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pyspark import AccumulatorParam
+from pyspark import AccumulatorParam, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -635,10 +635,16 @@ def clear_target(spark: SparkSession, target: GroupSpec, store: Store,
     deleted = 0
     if target.online:
         source, ids = _online_ids(spark, target, store, settings.aws)
-        total = _count(ids)
-        log.info("%d online record ids of %s from %s", total, target.name, source)
-        if total:
-            deleted = _delete_online(spark, target, ids, total, settings)["deleted"]
+        if isinstance(ids, DataFrame):  # counted, then deleted: read the offline store once
+            ids = ids.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            total = _count(ids)
+            log.info("%d online record ids of %s from %s", total, target.name, source)
+            if total:
+                deleted = _delete_online(spark, target, ids, total, settings)["deleted"]
+        finally:
+            if isinstance(ids, DataFrame):
+                ids.unpersist()
         if source == IDS_FROM_LIST_RECORDS:
             _check_online_empty(target, settings.aws)
     offline_deleted = delete_offline(target, store)

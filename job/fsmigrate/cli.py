@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None, prog: str = "migrate.py") -> int:
         settings = load_settings(argv, prog)
         from .run import run  # imports pyspark: after the cheap argument checks
 
-        spark = spark_session(settings)
-        return run(settings, spark)
+        return run(settings, lambda: spark_session(settings))
     except MigrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

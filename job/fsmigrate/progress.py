@@ -68,7 +68,9 @@ class Progress:
             return
         line = progress_line(counts, self._total, self._clock() - self._started)
         if self._tty:
-            self._stream.write(f"\r{_bar(counts, self._total)} {line}" + ("\n" if final else ""))
+            # \x1b[K clears what a longer earlier frame left at the end of the line.
+            self._stream.write(f"\r{_bar(counts, self._total)} {line}\x1b[K"
+                               + ("\n" if final else ""))
             self._stream.flush()
         else:
             log.info("progress %s", line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -217,7 +218,9 @@ def _executor_error(exc: Exception) -> Exception:
 
 # ---- the whole run ---------------------------------------------------------------------------
 
-def run(settings: Settings, spark: SparkSession) -> int:
+def run(settings: Settings, spark_factory: Callable[[], SparkSession]) -> int:
+    """Everything that can refuse the job (settings, groups, compatibility) runs before Spark
+    starts, so bad input fails in seconds."""
     phases = Phases()
     store = Store(settings.aws, settings.local_root)
     folder = RunFolder.at(store, settings.output_uri, settings.run_id)
@@ -241,6 +244,7 @@ def run(settings: Settings, spark: SparkSession) -> int:
                        f"{compat.first_problem()}")
 
     write_api = resolve_write_api(m.write_api, aws.runtime_client(settings.aws))
+    spark = spark_factory()
     selection = select_offline(spark, settings, source, compat, store,
                                normalize_filter(m.filter_query), m.resume_from)
     plan = make_plan(settings, spark, source, target, compat, selection, write_api)

@@ -73,8 +73,13 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print a usage block and exit
+        raise BadInput(f"{message}: run with --help to see the options")
+
+
 def argument_parser(prog: str = "migrate.py") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=prog,
         description="Migrate records between SageMaker Feature Store feature groups with Spark.",
     )
@@ -122,8 +127,11 @@ def _load_yaml(conf: str, aws_hint: AwsSettings) -> dict[str, Any]:
                 text = fh.read()
     except FileNotFoundError:
         raise BadInput(f"conf file {conf} not found: pass an existing --conf path") from None
-    except OSError as exc:
-        raise BadInput(f"cannot read conf {conf}: {exc}") from None
+    except Exception as exc:  # OSError locally; a botocore error (no bucket, denied) on S3
+        from .aws import error_code
+
+        raise BadInput(f"cannot read conf {conf} ({error_code(exc)}): check the path and "
+                       "your access to it") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -160,6 +168,14 @@ def _check_keys(data: dict[str, Any], conf: str) -> None:
                 raise BadInput(f"conf {conf}: unknown key {key}.{sub} (known: {known})")
 
 
+def _check_text(section_data: dict[str, Any], *keys: str, section: str = "") -> None:
+    for key in keys:
+        value = section_data.get(key)
+        if value is not None and not isinstance(value, str):
+            name = f"{section}.{key}" if section else key
+            raise BadInput(f"conf: {name} must be text, got {value!r}")
+
+
 def _coerce(name: str, value: Any, kind: type) -> Any:
     if value is None:
         return None
@@ -194,6 +210,10 @@ def load_settings(argv: list[str], prog: str = "migrate.py") -> Settings:
         _check_keys(data, ns.conf)
     aws_d = data.get("aws") or {}
     mig_d = dict(data.get("migration") or {})
+    _check_text(data, "source", "target")
+    _check_text(aws_d, "region", "endpoint_url", "s3_endpoint_url", section="aws")
+    _check_text(data.get("storage") or {}, "local_root", section="storage")
+    _check_text(data.get("output") or {}, "uri", section="output")
 
     cli_options = {
         "batch_size": ns.batch_size, "max_workers": ns.max_workers, "max_tps": ns.max_tps,
@@ -261,7 +281,7 @@ def validate(s: Settings) -> None:
         raise BadInput("migration.progress_interval_seconds must be positive")
     if m.resume_from is not None and not m.resume_from.strip():
         raise BadInput("--resume-from needs a record id")
-    for label, run_id in (("--run-id", s.run_id), ("--resume", s.resume)):
+    for label, run_id in (("--resume", s.resume), ("--run-id", s.run_id)):
         if run_id and not RUN_ID.match(run_id):
             raise BadInput(f"{label} {run_id!r}: use letters, digits, '.', '_' or '-'")
     if s.resume and s.retry_failures:

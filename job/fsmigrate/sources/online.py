@@ -474,9 +474,9 @@ def read_online(spark: SparkSession, source: GroupSpec, store: Store,
     if source.feature(source.event_time) is None:
         raise BadInput(f"feature group {source.name}: event time feature {source.event_time!r} "
                        "is not among its features")
-    sc = spark.sparkContext
     now_ns = _now_ns(now)
     kind, reason, offline_ids = _resolve_id_source(spark, source, store, id_source)
+    sc = spark.sparkContext
     log.info("reading the online store of %s; record ids from %s (%s)", source.name, kind,
              reason)
 
