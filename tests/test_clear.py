@@ -328,7 +328,7 @@ def test_throttling_is_retried_until_everything_is_deleted(emulator, sm, fsr, sp
     emulator.flush()
     store = store_for(emulator)
     throttled_before = emulator.stats()["throttled"]
-    emulator.faults(throttle_tps=60)
+    emulator.faults(throttle_tps=50)
     try:
         result = clear_target(spark, target, store, run_settings(emulator, name))
     finally:

@@ -361,7 +361,13 @@ def test_typed_view_filters_like_the_offline_store_and_keeps_wire_text(source, a
 # ---- emulator: an online-only InMemory source with collections -------------------------------
 
 
-def test_inmemory_source_is_scanned_with_lists_intact(spark, clients, settings):
+def asked_ids(emulator) -> int:
+    """Record ids asked for in BatchGetRecord calls so far (all groups)."""
+    op = emulator.stats()["operations"].get("BatchGetRecord") or {}
+    return op.get("identifiers", 0)
+
+
+def test_inmemory_source_is_scanned_with_lists_intact(spark, emulator, clients, settings):
     sm, fsr = clients
     aws_settings, store = settings
     name = unique("online-mem")
@@ -388,6 +394,7 @@ def test_inmemory_source_is_scanned_with_lists_intact(spark, clients, settings):
         fsr.batch_write_record(Entries=entries[start:start + 25])
     spec = spec_from_description(aws.describe_feature_group(sm, name))
 
+    asked_before = asked_ids(emulator)
     read = read_online(spark, spec, store, aws_settings, ids_per_partition=40)
     assert (read.id_source, read.id_source_reason) == (ID_FROM_SCAN,
                                                        "online-only source (InMemory)")
@@ -403,6 +410,8 @@ def test_inmemory_source_is_scanned_with_lists_intact(spark, clients, settings):
     view = typed_view(read.df, spec)
     assert view.schema["tags"].dataType == ArrayType(StringType())
     assert view.where("ts >= 0 AND size(tags) = 4").count() == 32
+    # materialised once: collecting and filtering again don't call BatchGetRecord again
+    assert asked_ids(emulator) - asked_before == 130
 
 
 # ---- emulator: faults -------------------------------------------------------------------------

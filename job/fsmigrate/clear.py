@@ -179,9 +179,10 @@ class DeleteSettings:
     event_time_feature: str
     fractional_event_time: bool = False  # event time feature is Fractional (unix seconds)
     max_workers: int = 4  # threads per partition
-    batch_size: int = 100  # ids handed to one thread at a time
+    chunk_size: int = 10  # ids handed to one thread at a time (one DeleteRecord call each)
     tps_per_task: float | None = None  # DeleteRecord calls/s this task may make
-    max_attempts: int = 8
+    max_attempts: int = 8  # for 5xx and connection errors
+    throttle_attempts: int = 32  # throttling is back-pressure, not a broken record
     base_delay_s: float = 0.05
     max_delay_s: float = 10.0
 
@@ -226,7 +227,7 @@ class _Deleter:
 
     def call(self, op: str, fn: Callable[[], Any], result: DeleteResult) -> Any:
         """fn() with retries; _Failed on a permanent error or when attempts run out."""
-        attempt = 0
+        attempt = throttles = 0
         while True:
             self.check_stop()
             self.limiter.acquire(1)
@@ -248,9 +249,13 @@ class _Deleter:
                     first_line = " ".join(message.split())[:300]
                     raise Aborted(f"{op} on feature group {self.s.group!r} failed with {code}: "
                                   f"{first_line}") from None
+                if kind == aws.PERMANENT:
+                    raise _Failed(code, message, attempt) from None
                 if kind == aws.THROTTLED:
                     result.throttled += 1
-                if kind == aws.PERMANENT or attempt >= self.s.max_attempts:
+                    throttles += 1
+                if (throttles >= self.s.throttle_attempts
+                        or attempt - throttles >= self.s.max_attempts):
                     raise _Failed(code, message, attempt) from None
             self.sleep(backoff_delay(attempt - 1, self.s.base_delay_s, self.s.max_delay_s,
                                      self.rng))
@@ -339,7 +344,7 @@ def delete_partition(ids: Iterable[str], settings: DeleteSettings, client=None, 
     pool = ThreadPoolExecutor(max_workers=settings.max_workers,
                               thread_name_prefix="fsmigrate-clear")
     try:
-        for batch in _chunks(ids, settings.batch_size):
+        for batch in _chunks(ids, settings.chunk_size):
             if stop.is_set():
                 break
             while len(in_flight) >= 2 * settings.max_workers:
@@ -552,7 +557,7 @@ def _delete_online(spark: SparkSession, target: GroupSpec, ids: list[str] | Data
         event_time_feature=target.event_time,
         fractional_event_time=bool(event_feature and event_feature.type == FRACTIONAL),
         max_workers=m.max_workers,
-        batch_size=m.batch_size,
+        throttle_attempts=max(32, 4 * m.max_attempts),
         tps_per_task=(m.max_tps / concurrent) if m.max_tps else None,
         max_attempts=m.max_attempts,
     )

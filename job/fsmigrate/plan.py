@@ -105,9 +105,9 @@ def format_plan(plan: Plan, compat: Compatibility | None = None) -> str:
     ]
     if plan.clear_target:
         ct = plan.clear_target
-        lines.append(f"  clear      {ct.get('online_records', 0):,} online records and "
-                     f"{ct.get('offline_objects', 0):,} offline objects of {tgt['name']} "
-                     "deleted first")
+        lines.append(f"  clear      first deletes {ct['online_records']:,} online records and "
+                     f"{ct['offline_objects']:,} offline objects ({ct['offline_bytes']:,} bytes) "
+                     f"of {tgt['name']}")
     if compat is not None:
         lines.append(compat_table(compat, indent="  "))
     if plan.samples:

@@ -4,6 +4,7 @@ run state -> report. Executors only run `write_partitions`' closure."""
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -12,8 +13,10 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType
 
 from . import aws, report
+from .clear import check_clear_allowed, clear_target, confirm_clear, plan_clear
 from .errors import Aborted, BadInput
 from .groups import (
     Compatibility,
@@ -30,17 +33,20 @@ from .select import (
     apply_filter,
     drop_deleted,
     encode_for_target,
+    event_time_key,
     latest_state,
     normalize_filter,
 )
 from .settings import Settings
 from .sources.offline import footer_stats, read_offline
-from .storage import Store
+from .sources.online import TTL_SECONDS, WIRE, read_online, typed_view
+from .storage import Store, join
 from .write import WriterSettings, resolve_write_api, write_partition
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RECORDS = 3
+ID_FROM_OFFLINE_ROWS = "offline store"
 
 
 @dataclass
@@ -63,6 +69,8 @@ class Selection:
     files: int = 0
     bytes: int = 0
     cached: list[DataFrame] = field(default_factory=list)
+    id_source: str = ""
+    id_source_reason: str = ""
 
 
 def describe(settings: Settings, name: str, role: str) -> GroupSpec:
@@ -84,22 +92,55 @@ def select_offline(spark: SparkSession, settings: Settings, source: GroupSpec,
                    resume_from: str | None) -> Selection:
     """Latest non-deleted state per record from the offline store, filtered, encoded."""
     raw = read_offline(spark, source, store)
+    ttl = source.ttl_seconds if settings.migration.ttl == "source" else None
     if raw is None:
         empty = spark.createDataFrame([], encode_schema(spark, compat))
-        return Selection(empty, Counts())
+        return Selection(empty, Counts(), id_source=ID_FROM_OFFLINE_ROWS)
     stats = footer_stats(raw, store)
     latest = latest_state(raw, source.record_id, source.event_time)
     latest = latest.persist(StorageLevel.MEMORY_AND_DISK)
     live = drop_deleted(latest)
+    expired_n = 0
+    if ttl:
+        # The source's default TTL carries over: ExpiresAt = event time + TTL on both sides,
+        # so a record already expired at the source is not migrated.
+        key = event_time_key(source.event_time, raw.schema[source.event_time].dataType)
+        expired = key.getField("seconds") + F.lit(ttl) <= F.lit(int(time.time()))
+        expired_n = live.where(expired).count()
+        live = live.where(~expired).withColumn(TTL_SECONDS, F.lit(ttl).cast("long"))
     matched = apply_filter(live, filter_query)
     chosen = after_record_id(matched, source.record_id, resume_from)
     records, live_n, matched_n = latest.count(), live.count(), matched.count()
     selected = chosen.count() if resume_from else matched_n
-    counts = Counts(rows_scanned=stats.rows, records=records, deleted_skipped=records - live_n,
+    counts = Counts(rows_scanned=stats.rows, records=records,
+                    deleted_skipped=records - live_n - expired_n, expired_skipped=expired_n,
                     filtered_out=live_n - matched_n, before_resume_from=matched_n - selected,
                     selected=selected)
-    encoded = encode_for_target(chosen, list(compat.mappings))
-    return Selection(encoded, counts, stats.files, stats.bytes, cached=[latest])
+    encoded = encode_for_target(chosen, list(compat.mappings), keep=(TTL_SECONDS,) if ttl else ())
+    return Selection(encoded, counts, stats.files, stats.bytes, cached=[latest],
+                     id_source=ID_FROM_OFFLINE_ROWS)
+
+
+def select_online(spark: SparkSession, settings: Settings, source: GroupSpec,
+                  compat: Compatibility, store: Store, filter_query: str | None,
+                  resume_from: str | None) -> Selection:
+    """Current values from the source's online store (the truth), filtered, encoded."""
+    m = settings.migration
+    read = read_online(spark, source, store, settings.aws, m.id_source,
+                       max_workers=m.max_workers, max_attempts=m.max_attempts)
+    typed = typed_view(read.df, source)
+    matched = apply_filter(typed, filter_query)
+    chosen = after_record_id(matched, source.record_id, resume_from)
+    matched_n = matched.count()
+    selected = chosen.count() if resume_from else matched_n
+    counts = Counts(records=read.ids_considered,
+                    deleted_skipped=read.ids_considered - read.records - read.expired,
+                    expired_skipped=read.expired, filtered_out=read.records - matched_n,
+                    before_resume_from=matched_n - selected, selected=selected)
+    keep = (TTL_SECONDS,) if m.ttl == "source" else ()
+    encoded = encode_for_target(chosen.select(f"{WIRE}.*"), list(compat.mappings), keep=keep)
+    return Selection(encoded, counts, cached=[read.df], id_source=read.id_source,
+                     id_source_reason=read.id_source_reason)
 
 
 def encode_schema(spark: SparkSession, compat: Compatibility):
@@ -126,9 +167,10 @@ def make_plan(settings: Settings, spark: SparkSession, source: GroupSpec, target
         run_id=settings.run_id,
         source=group_summary(source),
         target=group_summary(target),
-        strategy="offline latest state" if not source.online else "online current state",
-        id_source="offline store",
-        id_source_reason="source offline store, latest row per record id",
+        strategy=("online store current values" if source.online
+                  else "offline store latest state"),
+        id_source=selection.id_source,
+        id_source_reason=selection.id_source_reason or "latest row per record id",
         target_stores=list(target.stores),
         write_api=write_api,
         batch_size=m.batch_size,
@@ -169,6 +211,7 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
         columns=tuple(encoded.columns),
         record_id_name=record_id,
         collection_features=collection_features,
+        ttl_column=TTL_SECONDS if TTL_SECONDS in encoded.columns else None,
         target_stores=tuple(plan.target_stores) or None,
         batch_size=plan.batch_size,
         max_workers=plan.max_workers,
@@ -219,16 +262,24 @@ def _executor_error(exc: Exception) -> Exception:
 # ---- the whole run ---------------------------------------------------------------------------
 
 def run(settings: Settings, spark_factory: Callable[[], SparkSession]) -> int:
-    """Everything that can refuse the job (settings, groups, compatibility) runs before Spark
-    starts, so bad input fails in seconds."""
+    """Everything that can refuse the job (settings, groups, compatibility, confirmations) runs
+    before Spark starts, so bad input fails in seconds."""
+    if settings.retry_failures:
+        return retry_failures(settings, spark_factory)
+    return migrate(settings, spark_factory)
+
+
+def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> int:
     phases = Phases()
     store = Store(settings.aws, settings.local_root)
     folder = RunFolder.at(store, settings.output_uri, settings.run_id)
+    earlier_plan = None
     if settings.resume:
         if not folder.has_plan():
             raise BadInput(f"no plan.json for run {settings.resume} under {settings.output_uri}: "
                            "check --resume and output.uri")
-        settings = _settings_from_plan(settings, Plan.from_json(folder.read_plan()))
+        earlier_plan = Plan.from_json(folder.read_plan())
+        settings = _settings_from_plan(settings, earlier_plan)
     elif folder.has_plan():
         raise BadInput(f"run {settings.run_id} exists already under {settings.output_uri}: "
                        f"use --resume {settings.run_id} or another --run-id")
@@ -242,26 +293,38 @@ def run(settings: Settings, spark_factory: Callable[[], SparkSession]) -> int:
         print(compat_table(compat))
         raise BadInput(f"{source.name} -> {target.name} is not compatible: "
                        f"{compat.first_problem()}")
+    if m.clear_target:
+        check_clear_allowed(source, target)
+        if not m.dry_run:
+            confirm_clear(settings, target.name, sys.stdin.isatty(), input)
 
     write_api = resolve_write_api(m.write_api, aws.runtime_client(settings.aws))
     spark = spark_factory()
-    selection = select_offline(spark, settings, source, compat, store,
-                               normalize_filter(m.filter_query), m.resume_from)
+    select = select_online if source.online else select_offline
+    selection = select(spark, settings, source, compat, store, normalize_filter(m.filter_query),
+                       m.resume_from)
     plan = make_plan(settings, spark, source, target, compat, selection, write_api)
-    if settings.resume:
-        plan.partitions = Plan.from_json(folder.read_plan()).partitions
+    if earlier_plan is not None:
+        plan.partitions = earlier_plan.partitions  # the partitioning the checkpoints refer to
     phases.mark("plan")
 
+    if m.clear_target:
+        plan.clear_target = plan_clear(spark, target, store, settings.aws).to_json()
     if m.dry_run:
         print(format_plan(plan, compat))
         folder.write_plan(plan.to_json())
         print(f"dry run: nothing written. Plan saved to {folder.plan_uri}")
         return 0
-    if not settings.resume:
+    if earlier_plan is None:
         folder.write_plan(plan.to_json())
     print(format_plan(plan))
+    if m.clear_target:
+        cleared = clear_target(spark, target, store, settings)
+        phases.mark("clear")
+        print(f"cleared {target.name}: {cleared['online_deleted']:,} online records, "
+              f"{cleared['offline_deleted']:,} offline objects deleted")
 
-    checkpoints = folder.checkpoints() if settings.resume else {}
+    checkpoints = folder.checkpoints() if earlier_plan else {}
     done_before = sum(c["written"] + c["failed"] for c in checkpoints.values())
     collections = frozenset(m_.name for m_ in compat.mappings if m_.target.collection)
     totals = write_partitions(spark, selection.encoded, plan, target, settings, folder,
@@ -270,8 +333,60 @@ def run(settings: Settings, spark_factory: Callable[[], SparkSession]) -> int:
     phases.mark("write")
     for df in selection.cached:
         df.unpersist()
+    return _finish(plan, totals, checkpoints, phases, folder)
 
-    result = report.build(plan, totals, checkpoints, phases.seconds, folder)
+
+def retry_failures(settings: Settings, spark_factory: Callable[[], SparkSession]) -> int:
+    """Re-send exactly the records in an earlier run's failure files, as a new run."""
+    phases = Phases()
+    store = Store(settings.aws, settings.local_root)
+    ref = settings.retry_failures or ""
+    earlier = RunFolder(store, ref if "/" in ref else join(settings.output_uri, ref))
+    if not earlier.has_plan():
+        raise BadInput(f"no plan.json in {earlier.uri}: pass a run id under output.uri or the "
+                       "run folder's URI to --retry-failures")
+    old = Plan.from_json(earlier.read_plan())
+    failures = [f["record"] for f in earlier.failures()]
+    folder = RunFolder.at(store, settings.output_uri, settings.run_id)
+    if folder.has_plan():
+        raise BadInput(f"run {settings.run_id} exists already: pick another --run-id")
+    if not failures:
+        print(f"run {old.run_id} has no failed records: nothing to retry")
+        return 0
+    target = describe(settings, old.target["name"], "target")
+    phases.mark("describe")
+    m = settings.migration
+    write_api = resolve_write_api(m.write_api, aws.runtime_client(settings.aws))
+
+    columns = [f.name for f in target.features if any(f.name in r for r in failures)]
+    extra = [c for c in failures[0] if c not in columns]  # e.g. the TTL column
+    schema = StructType(
+        [StructField(f.name, ArrayType(StringType()) if f.collection else StringType())
+         for f in target.features if f.name in columns]
+        + [StructField(c, LongType()) for c in extra])
+    spark = spark_factory()
+    rows = [tuple(r.get(c) for c in columns + extra) for r in failures]
+    records = spark.createDataFrame(rows, schema)
+    parallelism = spark.sparkContext.defaultParallelism
+    plan = replace(
+        old, run_id=settings.run_id, strategy=f"retry the failed records of run {old.run_id}",
+        counts=Counts(records=len(failures), selected=len(failures)), write_api=write_api,
+        batch_size=m.batch_size, max_workers=m.max_workers, max_tps=m.max_tps,
+        partitions=partition_count(len(failures), m.partition_records, parallelism),
+        samples=sample_records(records), clear_target=None)
+    folder.write_plan(plan.to_json())
+    phases.mark("plan")
+    print(format_plan(plan))
+    collections = frozenset(f.name for f in target.features if f.collection)
+    totals = write_partitions(spark, records, plan, target, settings, folder, target.record_id,
+                              frozenset(), collections, len(failures))
+    phases.mark("write")
+    return _finish(plan, totals, {}, phases, folder)
+
+
+def _finish(plan: Plan, totals: dict[str, int], checkpoints_before: dict[int, dict],
+            phases: Phases, folder: RunFolder) -> int:
+    result = report.build(plan, totals, checkpoints_before, phases.seconds, folder)
     folder.write_report(result)
     print(report.format_summary(result))
     return result["exit_code"]
@@ -282,5 +397,5 @@ def _settings_from_plan(settings: Settings, plan: Plan) -> Settings:
     m = replace(settings.migration, filter_query=plan.filter_query, resume_from=plan.resume_from,
                 batch_size=plan.batch_size, max_workers=plan.max_workers,
                 write_api=plan.write_api, max_tps=plan.max_tps, dry_run=False,
-                clear_target=False)
+                clear_target=False, ttl=plan.ttl)
     return replace(settings, source=plan.source["name"], target=plan.target["name"], migration=m)

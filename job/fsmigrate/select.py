@@ -7,7 +7,7 @@ takes and returns a DataFrame (or a Column), so each rule is unit-testable on ti
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame
@@ -236,13 +236,15 @@ def _element_encoder(data_type: DataType, what: str) -> Callable[[Column], Colum
     return lambda x: _scalar_text(x, data_type, what)
 
 
-def encode_for_target(df: DataFrame, mappings: list[FeatureMapping]) -> DataFrame:
+def encode_for_target(df: DataFrame, mappings: list[FeatureMapping],
+                      keep: Sequence[str] = ()) -> DataFrame:
     """The target's features as the text the service receives (ValueAsString/ValueAsStringList).
 
     One column per mapping, in mapping order: string, or array<string> for a collection target.
     Null means "omit this feature from the record" (never sent as "None", "null" or "nan").
     The rule follows the input column's Spark type, so an Integral source into a Fractional or
     String target sends integer text ("5"), a Fractional source its round-trip float text.
+    Columns named in `keep` (e.g. a per-record TTL) follow the features unchanged.
     """
     types = {f.name: f.dataType for f in df.schema.fields}
     names = [m.name for m in mappings]
@@ -273,4 +275,4 @@ def encode_for_target(df: DataFrame, mappings: list[FeatureMapping]) -> DataFram
         else:
             text = _scalar_text(c, data_type, m.name)
         columns.append(text.cast(out_type).alias(m.name))
-    return df.select(*columns)
+    return df.select(*columns, *[F.col(k) for k in keep])

@@ -74,6 +74,9 @@ __all__ = [
     "typed_view",
     "online_schema",
     "instant_ns",
+    "ttl_seconds_for",
+    "list_record_ids",
+    "fetch_partition",
 ]
 
 # Feature names can't start with "_", so these never collide with a feature.
