@@ -32,7 +32,6 @@ from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType
 
 # Spark's Python workers must be this interpreter (it has fsmigrate and boto3); read when the
 # session's SparkContext starts, so set at import (collection) time.
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 NS = 1_000_000_000
 ROLE = "arn:aws:iam::123456789012:role/fs"

@@ -16,6 +16,8 @@ def build(plan: Plan, this_run: dict[str, int], checkpoints_before: dict[int, di
     checkpoints = folder.checkpoints()
     written = sum(c["written"] for c in checkpoints.values())
     failed = sum(c["failed"] for c in checkpoints.values())
+    cpu = sum(c.get("cpu_seconds", 0.0) for c in checkpoints.values())
+    task_seconds = sum(c.get("seconds", 0.0) for c in checkpoints.values())
     write_seconds = phases.get("write", 0.0)
     c = plan.counts
     return {
@@ -42,6 +44,10 @@ def build(plan: Plan, this_run: dict[str, int], checkpoints_before: dict[int, di
         "total_seconds": round(sum(phases.values()), 3),
         "records_per_second": round(this_run.get("written", 0) / write_seconds, 1)
         if write_seconds else 0.0,
+        "writer_cpu_us_per_record": round(1e6 * cpu / (written + failed), 1)
+        if written + failed else None,
+        "records_per_task_second": round((written + failed) / task_seconds, 1)
+        if task_seconds else None,
         "failures": folder.failures_uri if failed else None,
         "exit_code": 1 if failed else 0,
     }
@@ -65,6 +71,9 @@ def format_summary(r: dict[str, Any]) -> str:
         f"{r['this_run'].get('retried', 0):,} retried, "
         f"{r['this_run'].get('throttled', 0):,} throttled)",
     ]
+    if r.get("writer_cpu_us_per_record"):
+        lines.append(f"  writer            {r['writer_cpu_us_per_record']:,.0f} µs CPU/record, "
+                     f"{r['records_per_task_second']:,.0f} records/s per task")
     if r["before_resume_from"]:
         lines.insert(6, f"  before resume-from {r['before_resume_from']:,}")
     if r["failed"]:

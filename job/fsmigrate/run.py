@@ -17,7 +17,7 @@ from pyspark.sql.types import ArrayType, LongType, StringType, StructField, Stru
 
 from . import aws, report
 from .clear import check_clear_allowed, clear_target, confirm_clear, plan_clear
-from .errors import Aborted, BadInput
+from .errors import Aborted, BadInput, from_executor
 from .groups import (
     Compatibility,
     GroupSpec,
@@ -226,12 +226,14 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
         partition = TaskContext.get().partitionId()
         if partition in finished:
             return
-        started = time.time()
+        started, cpu_started = time.time(), time.process_time()
         result = write_partition(rows, writer)
         folder.write_failures(partition, result.failed)
         stats = {"written": result.written, "failed": len(result.failed),
                  "retried": result.retried, "throttled": result.throttled,
-                 "api_calls": result.api_calls, "seconds": round(time.time() - started, 3)}
+                 "api_calls": result.api_calls, "seconds": round(time.time() - started, 3),
+                 # the Python worker's CPU: reading rows, building requests, boto3, threads
+                 "cpu_seconds": round(time.process_time() - cpu_started, 3)}
         folder.write_checkpoint(partition, stats)
         for name in COUNTERS:
             accumulators[name].add(stats[name])
@@ -245,18 +247,10 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
         try:
             partitioned.foreachPartition(write_one_partition)
         except Exception as exc:
-            raise _executor_error(exc) from None
+            raise from_executor(exc) from None
     return snapshot()
 
 
-def _executor_error(exc: Exception) -> Exception:
-    """Spark wraps an executor's exception in a Java one; bring our Aborted back out."""
-    text = str(exc)
-    marker = "fsmigrate.errors.Aborted: "
-    if marker in text:
-        message = text.split(marker, 1)[1].splitlines()[0]
-        return Aborted(message)
-    return exc
 
 
 # ---- the whole run ---------------------------------------------------------------------------

@@ -55,7 +55,7 @@ from pyspark.sql.types import (
 
 from .. import aws
 from ..aws import AwsSettings
-from ..errors import Aborted, BadInput
+from ..errors import Aborted, BadInput, from_executor
 from ..groups import FRACTIONAL, INTEGRAL, GroupSpec
 from ..storage import Store
 from ..write import RateLimiter, backoff_delay
@@ -441,13 +441,6 @@ def _offline_ids(spark: SparkSession, source: GroupSpec, store: Store) -> DataFr
     return raw.select(rid.alias(_ID)).where(F.col(_ID).isNotNull()).distinct()
 
 
-def _executor_error(exc: Exception) -> Exception:
-    """Spark wraps an executor's exception in a Java one; bring our Aborted back out."""
-    marker = "fsmigrate.errors.Aborted: "
-    text = str(exc)
-    if marker in text:
-        return Aborted(text.split(marker, 1)[1].splitlines()[0])
-    return exc
 
 
 def read_online(spark: SparkSession, source: GroupSpec, store: Store,
@@ -516,7 +509,7 @@ def read_online(spark: SparkSession, source: GroupSpec, store: Store,
         ).collect()[0]
     except Exception as exc:
         raw.unpersist()
-        raise _executor_error(exc) from None
+        raise from_executor(exc) from None
     finally:
         if offline_ids is not None:
             offline_ids.unpersist()
