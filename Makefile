@@ -21,7 +21,7 @@ lint: setup
 	$(VENV)/bin/ruff check job scripts tests
 
 demo: setup
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .demo .runs *.egg-info job/*.egg-info

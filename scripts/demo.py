@@ -1,5 +1,6 @@
 """`make demo`: start the local Feature Store, seed an offline-only source, create an
-Online+Offline target, run the real `spark-submit job/migrate.py`, show the result, stop."""
+Online+Offline target, run the real `spark-submit job/migrate.py`, show the result, stop.
+Extra arguments go to the job: `make demo ARGS="--write-api put"`."""
 
 from __future__ import annotations
 
@@ -45,8 +46,9 @@ def main() -> int:
         print(f"created {TARGET} (Online+Offline); migrating with spark-submit ...\n", flush=True)
         env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
         cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
-               "--conf", "spark.ui.enabled=false", str(ROOT / "job" / "migrate.py"),
-               "--conf", str(ROOT / "conf" / "local.yaml"), "--source", SOURCE, "--target", TARGET]
+               "--conf", "spark.ui.enabled=false", "--conf", "spark.log.level=WARN", str(ROOT / "job" / "migrate.py"),
+               "--conf", str(ROOT / "conf" / "local.yaml"), "--source", SOURCE, "--target", TARGET,
+               *sys.argv[1:]]
         code = subprocess.call(cmd, cwd=ROOT, env=env)
         runtime = boto3.client("sagemaker-featurestore-runtime", region_name="us-east-1",
                                endpoint_url=emu.url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
 import uuid
 
@@ -25,10 +24,6 @@ from fsmigrate.errors import Aborted, BadInput
 from fsmigrate.groups import Feature, GroupSpec, spec_from_description
 from fsmigrate.settings import MigrationOptions, Settings
 from fsmigrate.storage import Store
-
-# Spark's Python workers must import fsmigrate: run them on this interpreter (the venv's), not
-# on whatever `python3` is first on PATH. Read when the session's SparkContext starts.
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 ROLE = "arn:aws:iam::123456789012:role/fs"
 
@@ -139,6 +134,18 @@ def test_event_times_for_deletes():
     assert event_time_after("4102444800.5", True) == "4102444800.500001"
     assert event_time_after("4102444800", True) == "4102444800.000001"
     assert event_time_after("not a time", False) is None
+
+
+def test_spark_job_errors_are_reported_by_their_python_line():
+    wrapped = RuntimeError(
+        "An error occurred while calling o91.foreachPartition.\n"
+        ": org.apache.spark.SparkException: Job aborted due to stage failure: ...\n"
+        "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
+        '  File "worker.py", line 1, in main\n'
+        "ModuleNotFoundError: No module named 'fsmigrate'\n"
+        "\tat org.apache.spark.api.python.BasePythonRunner.handle(PythonRunner.scala:572)\n")
+    assert clear._spark_error_line(wrapped) == "ModuleNotFoundError: No module named 'fsmigrate'"
+    assert clear._spark_error_line(RuntimeError("plain\nmore")) == "plain"
 
 
 # ---- integration: the emulator and local Spark --------------------------------------------

@@ -580,3 +580,12 @@ def test_encode_float_round_trip_property(spark):
         if float(r.d) != v or math.copysign(1.0, float(r.d)) != math.copysign(1.0, v)
     ]
     assert bad == []
+
+
+def test_encode_keeps_named_columns_unchanged_after_features(spark):
+    df = spark.createDataFrame([(7, 2.5, "a", "t", 1.0)], ENCODE_SCHEMA)
+    out = encode_for_target(df, [mapping("d", FRACTIONAL, FRACTIONAL)], keep=["i"])
+    expected = spark.createDataFrame(
+        [("2.5", 7)], StructType([StructField("d", StringType()), StructField("i", LongType())])
+    )
+    assert_df_equality(out, expected)

@@ -278,27 +278,30 @@ class _Deleter:
                 return
             except _Failed as failure:
                 attempts += failure.attempts
-                if failure.code != "ValidationError" or bumps >= MAX_EVENT_TIME_BUMPS:
-                    return self.fail(result, rid, failure.code, failure.message, attempts)
-                # HardDelete needs an event time later than the stored one: read it.
-                try:
-                    stored = self.stored_event_time(rid, result)
-                except _Failed as get_failure:
-                    return self.fail(result, rid, get_failure.code,
-                                     f"GetRecord: {get_failure.message}",
-                                     attempts + get_failure.attempts)
-                if stored is None:  # gone already (deleted or expired meanwhile)
-                    result.deleted += 1
-                    return
-                later = event_time_after(stored, fractional)
-                stored_ns, ours_ns = parse_event_time_ns(stored), parse_event_time_ns(event_time)
-                if later is None or stored_ns is None or ours_ns is None or stored_ns < ours_ns:
-                    # Not an event-time conflict: the ValidationError stands.
-                    return self.fail(result, rid, failure.code, failure.message, attempts)
-                event_time = later
-                bumps += 1
-                if bumps == 1:
-                    result.bumped += 1
+                code, message = failure.code, failure.message
+            if code != "ValidationError" or bumps >= MAX_EVENT_TIME_BUMPS:
+                self.fail(result, rid, code, message, attempts)
+                return
+            # HardDelete needs an event time later than the stored one: read the stored one.
+            try:
+                stored = self.stored_event_time(rid, result)
+            except _Failed as failure:
+                self.fail(result, rid, failure.code, f"GetRecord: {failure.message}",
+                          attempts + failure.attempts)
+                return
+            if stored is None:  # gone already (deleted or expired meanwhile)
+                result.deleted += 1
+                return
+            stored_ns, ours_ns = parse_event_time_ns(stored), parse_event_time_ns(event_time)
+            later = event_time_after(stored, fractional)
+            if later is None or stored_ns is None or ours_ns is None or stored_ns < ours_ns:
+                # Not an event-time conflict: the ValidationError stands.
+                self.fail(result, rid, code, message, attempts)
+                return
+            event_time = later
+            bumps += 1
+            if bumps == 1:
+                result.bumped += 1
 
     def stored_event_time(self, rid: str, result: DeleteResult) -> str | None:
         feature = self.s.event_time_feature
@@ -532,6 +535,17 @@ def plan_clear(spark: SparkSession, target: GroupSpec, store: Store,
     return ClearPlan(target.name, source, online, len(objects), sum(b for _, b in objects))
 
 
+_PY_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Aborted|BadInput): .+")
+
+
+def _spark_error_line(exc: Exception) -> str:
+    """The Python error inside Spark's wrapping (the executor's traceback), else the headline."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    python = [ln for ln in lines if _PY_ERROR_LINE.match(ln)
+              and not ln.startswith(("py4j.", "org.apache.", "java."))]
+    return (python[0] if python else lines[0] if lines else type(exc).__name__)[:300]
+
+
 class _ListParam(AccumulatorParam):
     def zero(self, value):
         return []
@@ -591,10 +605,8 @@ def _delete_online(spark: SparkSession, target: GroupSpec, ids: list[str] | Data
         try:
             partitioned.foreachPartition(delete_one_partition)
         except Exception as exc:  # the Spark job itself failed: the target is half-cleared
-            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()),
-                         type(exc).__name__)
-            raise Aborted(f"clearing the online store of {target.name} failed: {first[:300]}; "
-                          "rerun with --clear-target") from None
+            raise Aborted(f"clearing the online store of {target.name} failed: "
+                          f"{_spark_error_line(exc)}; rerun with --clear-target") from None
     counts = {name: acc.value for name, acc in counters.items()}
     aborted = [p["aborted"] for p in problems.value if "aborted" in p]
     if aborted:
