@@ -46,7 +46,8 @@ def main() -> int:
         print(f"created {TARGET} (Online+Offline); migrating with spark-submit ...\n", flush=True)
         env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
         cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
-               "--conf", "spark.ui.enabled=false", "--conf", "spark.log.level=WARN", str(ROOT / "job" / "migrate.py"),
+               "--conf", "spark.ui.enabled=false", "--conf", "spark.log.level=WARN",
+               str(ROOT / "job" / "migrate.py"),
                "--conf", str(ROOT / "conf" / "local.yaml"), "--source", SOURCE, "--target", TARGET,
                *sys.argv[1:]]
         code = subprocess.call(cmd, cwd=ROOT, env=env)
