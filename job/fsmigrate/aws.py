@@ -6,6 +6,8 @@ here so every caller treats them the same way.
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,15 +53,29 @@ def control_client(aws: AwsSettings):
     )
 
 
+_runtime_clients: dict[tuple[int, AwsSettings, int], Any] = {}
+_runtime_clients_lock = threading.Lock()
+
+
 def runtime_client(aws: AwsSettings, max_pool: int = 10):
-    # Parameter validation costs ~100 us per record on the write path; our records are
-    # built by code, not typed by users, so it is off here.
-    return boto3.session.Session().client(
-        "sagemaker-featurestore-runtime",
-        region_name=aws.region,
-        endpoint_url=aws.endpoint_url,
-        config=_config(max_pool=max_pool, validate=False),
-    )
+    """One runtime client per settings and pool size per process (~0.2 s to build one).
+
+    PySpark reuses Python workers across tasks, so later partitions skip the model loading;
+    boto3 clients are thread-safe. Keyed by pid too, so a forked child never shares sockets.
+    Parameter validation costs ~100 us per record on the write path; our records are built
+    by code, not typed by users, so it is off here.
+    """
+    key = (os.getpid(), aws, max_pool)
+    with _runtime_clients_lock:
+        client = _runtime_clients.get(key)
+        if client is None:
+            client = _runtime_clients[key] = boto3.session.Session().client(
+                "sagemaker-featurestore-runtime",
+                region_name=aws.region,
+                endpoint_url=aws.endpoint_url,
+                config=_config(max_pool=max_pool, validate=False),
+            )
+        return client
 
 
 def s3_client(aws: AwsSettings):

@@ -33,12 +33,11 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
-from itertools import islice
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -50,6 +49,7 @@ from . import aws
 from .aws import AwsSettings
 from .errors import Aborted, BadInput
 from .groups import FRACTIONAL, ONLINE_STORE, GroupSpec
+from .parallel import Stopped, bounded_map
 from .plan import partition_count
 from .progress import Progress
 from .settings import Settings
@@ -205,10 +205,6 @@ class DeleteResult:
         self.bumped += other.bumped
 
 
-class _Stopped(Exception):
-    """Raised inside workers once another worker has aborted the partition."""
-
-
 class _Failed(Exception):
     def __init__(self, code: str, message: str, attempts: int) -> None:
         super().__init__(code, message, attempts)
@@ -223,7 +219,7 @@ class _Deleter:
 
     def check_stop(self) -> None:
         if self.stop.is_set():
-            raise _Stopped
+            raise Stopped
 
     def call(self, op: str, fn: Callable[[], Any], result: DeleteResult) -> Any:
         """fn() with retries; _Failed on a permanent error or when attempts run out."""
@@ -319,12 +315,6 @@ class _Deleter:
                               "attempts": attempts})
 
 
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    it = iter(items)
-    while batch := list(islice(it, size)):
-        yield batch
-
-
 def delete_partition(ids: Iterable[str], settings: DeleteSettings, client=None, rng=None,
                      sleep=None) -> DeleteResult:
     """HardDelete (online store only) every record id; raises Aborted on a systemic error."""
@@ -335,35 +325,9 @@ def delete_partition(ids: Iterable[str], settings: DeleteSettings, client=None, 
     limiter = RateLimiter(settings.tps_per_task, sleep=wait_fn)
     deleter = _Deleter(settings, client, rng or random.Random(), wait_fn, limiter, stop)
     total = DeleteResult()
-    in_flight: set[Future] = set()
-
-    def collect(done: Iterable[Future]) -> None:
-        for fut in done:
-            try:
-                total.add(fut.result())
-            except _Stopped:
-                pass
-
-    pool = ThreadPoolExecutor(max_workers=settings.max_workers,
-                              thread_name_prefix="fsmigrate-clear")
-    try:
-        for batch in _chunks(ids, settings.chunk_size):
-            if stop.is_set():
-                break
-            while len(in_flight) >= 2 * settings.max_workers:
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                collect(done)
-            in_flight.add(pool.submit(deleter.delete_ids, batch))
-        while in_flight:
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            collect(done)
-    except BaseException:
-        stop.set()
-        for fut in in_flight:
-            fut.cancel()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for result in bounded_map(deleter.delete_ids, ids, settings.chunk_size, settings.max_workers,
+                              stop, "fsmigrate-clear"):
+        total.add(result)
     return total
 
 

@@ -19,21 +19,19 @@ Error handling (codes classified by :func:`fsmigrate.aws.classify`):
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from fsmigrate import aws
-from fsmigrate.aws import AwsSettings
-from fsmigrate.errors import Aborted, BadInput
+from . import aws
+from .aws import AwsSettings
+from .errors import Aborted, BadInput
+from .parallel import Stopped, bounded_map
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +151,6 @@ class RateLimiter:
 
 # ---- the writer ---------------------------------------------------------------------------
 
-class _Stopped(Exception):
-    """Raised inside workers once another worker has aborted the partition."""
-
-
 @dataclass
 class _Pending:
     """One record on its way: the row (for the failure output), its id and the request part."""
@@ -219,7 +213,7 @@ class _PartitionWriter:
 
     def check_stop(self) -> None:
         if self.stop.is_set():
-            raise _Stopped
+            raise Stopped
 
     def abort(self, code: str, message: str, op: str) -> None:
         self.stop.set()
@@ -388,30 +382,6 @@ class _PartitionWriter:
         return kind, code, message
 
 
-_clients: dict[tuple[int, AwsSettings, int], Any] = {}
-_clients_lock = threading.Lock()
-
-
-def _shared_client(aws_settings: AwsSettings, max_pool: int):
-    """One runtime client per settings and pool size per process (~0.2 s to build one).
-
-    PySpark reuses Python workers across tasks, so later partitions skip the model loading;
-    boto3 clients are thread-safe. Keyed by pid too, so a forked child never shares sockets.
-    """
-    key = (os.getpid(), aws_settings, max_pool)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = aws.runtime_client(aws_settings, max_pool=max_pool)
-        return client
-
-
-def _chunks(rows: Iterable[Sequence], size: int) -> Iterator[list[Sequence]]:
-    it = iter(rows)
-    while batch := list(islice(it, size)):
-        yield batch
-
-
 def write_partition(rows: Iterable[Sequence], settings: WriterSettings, client=None,
                     rng=None, clock=None, sleep=None) -> PartitionResult:
     """Write one partition's rows to ``settings.target_group``.
@@ -421,7 +391,7 @@ def write_partition(rows: Iterable[Sequence], settings: WriterSettings, client=N
     """
     stop = threading.Event()
     if client is None:
-        client = _shared_client(settings.aws, max(10, settings.max_workers + 2))
+        client = aws.runtime_client(settings.aws, max(10, settings.max_workers + 2))
     api = resolve_write_api(settings.write_api, client)
     # Without an injected sleep, waits end early once the partition is aborted.
     wait_fn = sleep if sleep is not None else stop.wait
@@ -429,34 +399,7 @@ def write_partition(rows: Iterable[Sequence], settings: WriterSettings, client=N
     writer = _PartitionWriter(settings, client, rng or random.Random(), wait_fn, limiter, stop,
                               api)
     total = PartitionResult()
-    max_in_flight = 2 * settings.max_workers
-    in_flight: set[Future] = set()
-
-    def collect(done: Iterable[Future]) -> None:
-        for fut in done:
-            try:
-                total.add(fut.result())
-            except _Stopped:
-                pass
-
-    pool = ThreadPoolExecutor(max_workers=settings.max_workers,
-                              thread_name_prefix="fsmigrate-write")
-    try:
-        for batch in _chunks(rows, settings.batch_size):
-            if stop.is_set():
-                break
-            while len(in_flight) >= max_in_flight:
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                collect(done)
-            in_flight.add(pool.submit(writer.write_rows, batch))
-        while in_flight:
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            collect(done)
-    except BaseException:
-        stop.set()
-        for fut in in_flight:
-            fut.cancel()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for result in bounded_map(writer.write_rows, rows, settings.batch_size, settings.max_workers,
+                              stop, "fsmigrate-write"):
+        total.add(result)
     return total

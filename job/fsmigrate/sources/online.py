@@ -33,11 +33,9 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
-from itertools import islice
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -57,6 +55,7 @@ from .. import aws
 from ..aws import AwsSettings
 from ..errors import Aborted, BadInput, from_executor
 from ..groups import FRACTIONAL, INTEGRAL, GroupSpec
+from ..parallel import Stopped, bounded_map
 from ..storage import Store
 from ..write import RateLimiter, backoff_delay
 from .offline import read_offline
@@ -204,24 +203,6 @@ class _FetchJob:
     calls_per_second: float | None = None  # per task; None = unlimited
 
 
-_CLIENTS: dict[tuple[AwsSettings, int], Any] = {}
-_CLIENTS_LOCK = threading.Lock()
-
-
-def _client(settings: AwsSettings, max_pool: int):
-    """One runtime client per Python worker process (boto3 clients are thread-safe)."""
-    key = (settings, max_pool)
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get(key)
-        if client is None:
-            client = _CLIENTS[key] = aws.runtime_client(settings, max_pool=max_pool)
-        return client
-
-
-class _Stopped(Exception):
-    """Raised inside workers once another worker has aborted the partition."""
-
-
 class _Fetcher:
     def __init__(self, job: _FetchJob, client, stop: threading.Event, rng, sleep) -> None:
         self.job = job
@@ -242,7 +223,7 @@ class _Fetcher:
 
     def check_stop(self) -> None:
         if self.stop.is_set():
-            raise _Stopped
+            raise Stopped
 
     def fetch(self, ids: list[str]) -> list[tuple]:
         """Rows for the ids that are online; retried until every id is answered."""
@@ -320,12 +301,6 @@ class _Fetcher:
         return (*values, expires_at, ttl, expired)
 
 
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
 def fetch_partition(ids: Iterable[str], job: _FetchJob, client=None, rng=None,
                     sleep=None) -> Iterator[tuple]:
     """BatchGetRecord for one partition's ids, ``job.max_workers`` calls in flight.
@@ -334,38 +309,13 @@ def fetch_partition(ids: Iterable[str], job: _FetchJob, client=None, rng=None,
     ``client``/``rng``/``sleep`` are for tests.
     """
     stop = threading.Event()
-    client = client or _client(job.aws, max(10, job.max_workers + 2))
+    client = client or aws.runtime_client(job.aws, max(10, job.max_workers + 2))
     wait_fn = sleep if sleep is not None else stop.wait  # waits end early once aborted
     fetcher = _Fetcher(job, client, stop, rng or random.Random(), wait_fn)
-    max_in_flight = 2 * job.max_workers
-    in_flight: set[Future] = set()
-    pool = ThreadPoolExecutor(max_workers=job.max_workers, thread_name_prefix="fsmigrate-read")
-
-    def results(done: Iterable[Future]) -> Iterator[tuple]:
-        for fut in done:
-            try:
-                yield from fut.result()
-            except _Stopped:
-                pass
-
-    try:
-        for chunk in _chunks((i for i in ids if i is not None), BATCH_GET_MAX_IDS):
-            while len(in_flight) >= max_in_flight:
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                yield from results(done)
-            if stop.is_set():
-                break
-            in_flight.add(pool.submit(fetcher.fetch, chunk))
-        while in_flight:
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            yield from results(done)
-    except BaseException:
-        stop.set()
-        for fut in in_flight:
-            fut.cancel()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    ids = (i for i in ids if i is not None)
+    for rows in bounded_map(fetcher.fetch, ids, BATCH_GET_MAX_IDS, job.max_workers, stop,
+                            "fsmigrate-read"):
+        yield from rows
 
 
 # ---- driver side -----------------------------------------------------------------------------
