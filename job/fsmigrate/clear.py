@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -48,6 +47,7 @@ from pyspark.sql import functions as F
 from . import aws
 from .aws import AwsSettings
 from .errors import Aborted, BadInput
+from .eventtime import instant_ns
 from .groups import FRACTIONAL, ONLINE_STORE, GroupSpec
 from .parallel import Stopped, bounded_map
 from .plan import partition_count
@@ -65,9 +65,7 @@ AWS_ERRORS = (ClientError, BotoCoreError)
 LIST_MAX_ATTEMPTS = 8  # ListRecords pages (driver side), throttling/5xx/connection errors
 MAX_EVENT_TIME_BUMPS = 3  # future-dated record rewritten again while we delete it
 FAILURE_SAMPLES = 5  # failed ids per partition brought back to the driver for the message
-_NS = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ISO_EVENT_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
 
 
 # ---- guards ----------------------------------------------------------------------------------
@@ -126,27 +124,6 @@ def confirm_clear(settings: Settings, target_name: str, stdin_isatty: bool,
 
 # ---- event times -----------------------------------------------------------------------------
 
-def parse_event_time_ns(text: str) -> int | None:
-    """An event time (ISO-8601 with Z, up to 9 fraction digits, or unix seconds) as ns."""
-    text = text.strip()
-    m = _ISO_EVENT_TIME.match(text)
-    if m:
-        y, mo, d, h, mi, s, frac = m.groups()
-        try:
-            dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=UTC)
-        except ValueError:
-            return None
-        whole = (dt - _EPOCH) // timedelta(seconds=1)
-        return whole * _NS + (int(frac.ljust(9, "0")) if frac else 0)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not value.is_finite():
-        return None
-    return int((value * _NS).to_integral_value(rounding=ROUND_FLOOR))
-
-
 def format_event_time(micros: int, fractional: bool) -> str:
     """An instant in microseconds as `yyyy-MM-ddTHH:mm:ss.ffffffZ` or `seconds.ffffff`."""
     if fractional:
@@ -164,7 +141,7 @@ def now_event_time(fractional: bool) -> str:
 
 def event_time_after(stored: str, fractional: bool) -> str | None:
     """The first whole microsecond strictly after `stored` (None when it doesn't parse)."""
-    ns = parse_event_time_ns(stored)
+    ns = instant_ns(stored)
     if ns is None:
         return None
     return format_event_time(ns // 1000 + 1, fractional)
@@ -288,7 +265,7 @@ class _Deleter:
             if stored is None:  # gone already (deleted or expired meanwhile)
                 result.deleted += 1
                 return
-            stored_ns, ours_ns = parse_event_time_ns(stored), parse_event_time_ns(event_time)
+            stored_ns, ours_ns = instant_ns(stored), instant_ns(event_time)
             later = event_time_after(stored, fractional)
             if later is None or stored_ns is None or ours_ns is None or stored_ns < ours_ns:
                 # Not an event-time conflict: the ValidationError stands.
