@@ -135,7 +135,7 @@ def test_kill_and_resume(source, emulator, sm, fsr, tmp_path):
     assert not (run_dir(emulator, run_id) / "report.json").exists()
     assert 0 < written_before_kill < len(expected)  # really interrupted mid-write
 
-    done = spark_submit([*args, "--resume", run_id])
+    done = spark_submit(["--conf", str(conf), "--resume", run_id])  # the plan names the groups
     assert done.returncode == 0, output(done)[-3000:]
     received_total = records_received(emulator) - received_at_start
     report = report_of(emulator, run_id)
@@ -192,7 +192,8 @@ def test_retry_failures(source, emulator, sm, fsr, tmp_path):
                       {sample["record_id"]: expected[sample["record_id"]]}, TYPES) == []
 
     received = records_received(emulator)
-    second = spark_submit([*args, "--retry-failures", "retry-first", "--run-id", "retry-second"])
+    second = spark_submit(["--conf", str(conf), "--retry-failures", "retry-first",
+                           "--run-id", "retry-second"])
     assert second.returncode == 0, output(second)[-3000:]
     assert records_received(emulator) - received == len(failures)  # exactly those, once
     assert mismatches(online_state(fsr, target), expected, TYPES) == []

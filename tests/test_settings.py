@@ -466,3 +466,10 @@ def test_sagemaker_fs_usage_shape(argv, capsys):
     out, err = capsys.readouterr()
     assert out == ""
     assert _one_error_line(err).startswith("usage: sagemaker-fs migrate SOURCE_GROUP TARGET_GROUP")
+
+
+def test_resume_and_retry_take_the_groups_from_the_earlier_plan():
+    assert load_settings(["--resume", "run-1"]).source == ""
+    assert load_settings(["--retry-failures", "run-1"]).target == ""
+    with pytest.raises(BadInput, match="no source feature group"):
+        load_settings(["--target", "b"])

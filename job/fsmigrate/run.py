@@ -340,6 +340,7 @@ def retry_failures(settings: Settings, spark_factory: Callable[[], SparkSession]
         raise BadInput(f"no plan.json in {earlier.uri}: pass a run id under output.uri or the "
                        "run folder's URI to --retry-failures")
     old = Plan.from_json(earlier.read_plan())
+    _settings_from_plan(settings, old)  # refuses a --source/--target that differ from the run's
     failures = [f["record"] for f in earlier.failures()]
     folder = RunFolder.at(store, settings.output_uri, settings.run_id)
     if folder.has_plan():
@@ -388,6 +389,11 @@ def _finish(plan: Plan, totals: dict[str, int], checkpoints_before: dict[int, di
 
 def _settings_from_plan(settings: Settings, plan: Plan) -> Settings:
     """A resumed run keeps the choices its plan recorded."""
+    for role, given in (("source", settings.source), ("target", settings.target)):
+        planned = getattr(plan, role)["name"]
+        if given and given != planned:
+            raise BadInput(f"--{role} {given} differs from run {plan.run_id}'s {role} {planned}: "
+                           f"drop --{role} or start a new run")
     m = replace(settings.migration, filter_query=plan.filter_query, resume_from=plan.resume_from,
                 batch_size=plan.batch_size, max_workers=plan.max_workers,
                 write_api=plan.write_api, max_tps=plan.max_tps, dry_run=False,

@@ -252,12 +252,14 @@ def _new_run_id() -> str:
 def validate(s: Settings) -> None:
     m = s.migration
     for role, name in (("source", s.source), ("target", s.target)):
+        if not name and (s.resume or s.retry_failures):
+            continue  # the earlier run's plan names the groups
         if not name:
             raise BadInput(f"no {role} feature group: pass --{role} NAME or set {role}: "
                            "in the conf")
         if not GROUP_NAME.match(name):
             raise BadInput(f"--{role} {name!r} is not a valid feature group name")
-    if s.source == s.target:
+    if s.source and s.source == s.target:
         raise BadInput("source and target are the same feature group: pick another --target")
     if not 1 <= m.batch_size <= 10_000:
         raise BadInput(f"--batch-size must be between 1 and 10000, got {m.batch_size}")
