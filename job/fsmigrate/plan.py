@@ -76,6 +76,12 @@ def partition_count(selected: int, partition_records: int, parallelism: int) -> 
     return max(1, min(parallelism, math.ceil(selected / 100)))
 
 
+def shuffle_partitions(rows: int, parallelism: int, rows_per_partition: int = 500_000) -> int:
+    """For the latest-state aggregation: Spark's default of 200 costs seconds of task overhead
+    on small sources, and too few partitions spill on large ones."""
+    return max(parallelism, math.ceil(rows / rows_per_partition))
+
+
 def estimate(selected: int, write_api: str, max_tps: float | None) -> tuple[int, float, float]:
     """API calls, seconds and the records/s they assume."""
     calls = math.ceil(selected / BATCH_WRITE_ENTRIES) if write_api == "batch" else selected

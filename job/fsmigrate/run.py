@@ -25,7 +25,15 @@ from .groups import (
     compat_table,
     spec_from_description,
 )
-from .plan import Counts, Plan, estimate, format_plan, group_summary, partition_count
+from .plan import (
+    Counts,
+    Plan,
+    estimate,
+    format_plan,
+    group_summary,
+    partition_count,
+    shuffle_partitions,
+)
 from .progress import Progress
 from .runstate import RunFolder
 from .select import (
@@ -97,6 +105,8 @@ def select_offline(spark: SparkSession, settings: Settings, source: GroupSpec,
         empty = spark.createDataFrame([], encode_schema(spark, compat))
         return Selection(empty, Counts(), id_source=ID_FROM_OFFLINE_ROWS)
     stats = footer_stats(raw, store)
+    parallelism = spark.sparkContext.defaultParallelism
+    spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions(stats.rows, parallelism))
     latest = latest_state(raw, source.record_id, source.event_time)
     latest = latest.persist(StorageLevel.MEMORY_AND_DISK)
     live = drop_deleted(latest)
