@@ -44,8 +44,11 @@ def main() -> int:
             RoleArn="arn:aws:iam::123456789012:role/demo",
         )
         print(f"created {TARGET} (Online+Offline); migrating with spark-submit ...\n", flush=True)
-        env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+        env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
+                   SPARK_LOCAL_IP="127.0.0.1")
+        quiet_logs = f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2-quiet.properties'}"
         cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
+               "--driver-java-options", quiet_logs,
                "--conf", "spark.ui.enabled=false", "--conf", "spark.log.level=WARN",
                str(ROOT / "job" / "migrate.py"),
                "--conf", str(ROOT / "conf" / "local.yaml"), "--source", SOURCE, "--target", TARGET,

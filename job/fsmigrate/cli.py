@@ -32,6 +32,7 @@ def spark_session(settings: Settings):
     # Writes are side effects: a speculative copy of a task would send its records twice.
     builder = builder.config("spark.speculation", "false")
     builder = builder.config("spark.sql.session.timeZone", "UTC")
+    builder = builder.config("spark.sql.debug.maxToStringFields", "1000")  # wide groups
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("FSMIGRATE_SPARK_LOG_LEVEL", "WARN"))
     _ship_package(spark)

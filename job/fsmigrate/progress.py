@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -10,6 +11,20 @@ from collections.abc import Callable
 from typing import TextIO
 
 log = logging.getLogger("fsmigrate.progress")
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """True for a terminal, also under spark-submit, whose JVM pipes the Python driver's
+    stdout to its own: then the JVM's stdout (our parent's fd 1) is what the user sees."""
+    if getattr(stream, "isatty", lambda: False)():
+        return True
+    if stream is not sys.stdout:
+        return False
+    try:
+        parent_stdout = os.readlink(f"/proc/{os.getppid()}/fd/1")
+    except OSError:  # not Linux, or not allowed
+        return False
+    return parent_stdout.startswith(("/dev/pts/", "/dev/tty"))
 
 
 def format_duration(seconds: float | None) -> str:
@@ -41,7 +56,7 @@ class Progress:
         self._interval = interval
         self._stream = stream or sys.stdout
         self._clock = clock
-        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        self._tty = is_terminal(self._stream)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
         self._started = 0.0
