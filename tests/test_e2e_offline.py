@@ -129,3 +129,19 @@ def test_incompatible_target_exits_2_and_writes_nothing(source, emulator, sm, fs
     assert "SparkContext" not in output  # refused before Spark started
     assert write_ops(emulator) == writes_before
     assert list_online_ids(fsr, "e2e-incompatible") == set()
+
+
+def test_ttl_none_refused_when_the_target_expires_records(source, emulator, sm, tmp_path):
+    sm.create_feature_group(
+        FeatureGroupName="e2e-ttl-none", RecordIdentifierFeatureName="record_id",
+        EventTimeFeatureName="event_time", FeatureDefinitions=feature_definitions(SPEC),
+        OnlineStoreConfig={"EnableOnlineStore": True,
+                           "TtlDuration": {"Unit": "Days", "Value": 7}},
+        RoleArn="arn:aws:iam::123456789012:role/test")
+    conf = write_conf(tmp_path / "c.yaml", emulator, ttl="none")
+    writes_before = write_ops(emulator)
+    done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-ttl-none"])
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-2000:]
+    assert "error: migration.ttl: none, but e2e-ttl-none expires records 604800 s" in output
+    assert write_ops(emulator) == writes_before

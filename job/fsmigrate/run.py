@@ -41,7 +41,6 @@ from .select import (
     apply_filter,
     drop_deleted,
     encode_for_target,
-    event_time_key,
     latest_state,
     normalize_filter,
 )
@@ -100,7 +99,6 @@ def select_offline(spark: SparkSession, settings: Settings, source: GroupSpec,
                    resume_from: str | None) -> Selection:
     """Latest non-deleted state per record from the offline store, filtered, encoded."""
     raw = read_offline(spark, source, store)
-    ttl = source.ttl_seconds if settings.migration.ttl == "source" else None
     if raw is None:
         empty = spark.createDataFrame([], encode_schema(spark, compat))
         return Selection(empty, Counts(), id_source=ID_FROM_OFFLINE_ROWS)
@@ -110,23 +108,15 @@ def select_offline(spark: SparkSession, settings: Settings, source: GroupSpec,
     latest = latest_state(raw, source.record_id, source.event_time)
     latest = latest.persist(StorageLevel.MEMORY_AND_DISK)
     live = drop_deleted(latest)
-    expired_n = 0
-    if ttl:
-        # The source's default TTL carries over: ExpiresAt = event time + TTL on both sides,
-        # so a record already expired at the source is not migrated.
-        key = event_time_key(source.event_time, raw.schema[source.event_time].dataType)
-        expired = key.getField("seconds") + F.lit(ttl) <= F.lit(int(time.time()))
-        expired_n = live.where(expired).count()
-        live = live.where(~expired).withColumn(TTL_SECONDS, F.lit(ttl).cast("long"))
     matched = apply_filter(live, filter_query)
     chosen = after_record_id(matched, source.record_id, resume_from)
     records, live_n, matched_n = latest.count(), live.count(), matched.count()
     selected = chosen.count() if resume_from else matched_n
-    counts = Counts(rows_scanned=stats.rows, records=records,
-                    deleted_skipped=records - live_n - expired_n, expired_skipped=expired_n,
+    counts = Counts(rows_scanned=stats.rows, records=records, deleted_skipped=records - live_n,
                     filtered_out=live_n - matched_n, before_resume_from=matched_n - selected,
                     selected=selected)
-    encoded = encode_for_target(chosen, list(compat.mappings), keep=(TTL_SECONDS,) if ttl else ())
+    # An offline store keeps no expiry: the target's default TTL (if any) applies.
+    encoded = encode_for_target(chosen, list(compat.mappings))
     return Selection(encoded, counts, stats.files, stats.bytes, cached=[latest],
                      id_source=ID_FROM_OFFLINE_ROWS)
 
@@ -297,6 +287,10 @@ def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> in
         print(compat_table(compat))
         raise BadInput(f"{source.name} -> {target.name} is not compatible: "
                        f"{compat.first_problem()}")
+    if m.ttl == "none" and target.ttl_seconds:
+        raise BadInput(f"migration.ttl: none, but {target.name} expires records "
+                       f"{target.ttl_seconds} s after their event time by default and a record "
+                       "cannot opt out: use ttl: target_default or a target without a default TTL")
     if m.clear_target:
         check_clear_allowed(source, target)
         if not m.dry_run:
