@@ -28,8 +28,10 @@ def write_conf(path: Path, emulator, **migration) -> Path:
     return path
 
 
-def spark_submit(args: list[str], timeout: float = 300, **popen) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+def spark_submit(args: list[str], timeout: float = 300, env_overrides: dict | None = None,
+                 **popen) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable,
+           "PYSPARK_DRIVER_PYTHON": sys.executable, **(env_overrides or {})}
     cmd = [str(SPARK_SUBMIT), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
            "--conf", "spark.log.level=WARN", str(ROOT / "job" / "migrate.py"), *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,

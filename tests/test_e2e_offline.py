@@ -4,6 +4,8 @@ Online+Offline. The expected target state is computed here from the source's Par
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from jobtools import (
@@ -145,3 +147,28 @@ def test_ttl_none_refused_when_the_target_expires_records(source, emulator, sm, 
     assert done.returncode == 2, output[-2000:]
     assert "error: migration.ttl: none, but e2e-ttl-none expires records 604800 s" in output
     assert write_ops(emulator) == writes_before
+
+
+def test_executors_import_the_package_the_job_ships(source, emulator, sm, fsr, tmp_path):
+    """Executors on EMR/Glue don't have fsmigrate installed: the job zips and ships itself.
+    Here the executors' Python runs without site processing (-S), so the editable install
+    is invisible to them and only the shipped zip can provide the package."""
+    import sysconfig
+
+    _, expected = source
+    site_packages = sysconfig.get_paths()["purelib"]
+    bare_python = tmp_path / "bare-python"
+    bare_python.write_text(f'#!/bin/sh\nexport PYTHONPATH="$PYTHONPATH:{site_packages}"\n'
+                           f'exec {sys.executable} -S "$@"\n')
+    bare_python.chmod(0o755)
+    probe = subprocess.run([str(bare_python), "-c", "import fsmigrate"], capture_output=True)
+    assert probe.returncode != 0  # really cannot see the installed package
+    create_target(sm, "e2e-shipped")
+    conf = write_conf(tmp_path / "c.yaml", emulator)
+    done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-shipped",
+                         "--filter-query", "segment = 'silver'"],
+                        env_overrides={"PYSPARK_PYTHON": str(bare_python)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    want = {rid: row for rid, row in expected.items() if row["segment"] == "silver"}
+    actual = read_online(fsr, "e2e-shipped", sorted(list_online_ids(fsr, "e2e-shipped")))
+    assert mismatches(actual, want, TYPES) == []
