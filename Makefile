@@ -34,3 +34,4 @@ package: setup
 
 bench: setup
 	$(PY) scripts/bench_write.py
+	$(PY) scripts/bench_migration.py
