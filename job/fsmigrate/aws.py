@@ -153,14 +153,6 @@ def batch_get_record(client, group: str, ids: list[str], feature_names: list[str
     return client.batch_get_record(**kwargs)
 
 
-def list_records(client, group: str, next_token: str | None = None,
-                 max_results: int = 100) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"FeatureGroupName": group, "MaxResults": max_results}
-    if next_token:
-        kwargs["NextToken"] = next_token
-    return client.list_records(**kwargs)
-
-
 def delete_record(client, group: str, record_id: str, event_time: str,
                   target_stores: list[str] | None = None, mode: str = "HardDelete") -> None:
     kwargs: dict[str, Any] = {

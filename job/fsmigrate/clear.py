@@ -53,6 +53,7 @@ from .parallel import Stopped, bounded_map
 from .plan import partition_count
 from .progress import Progress
 from .settings import Settings
+from .sources.online import ListRecordsRefused, list_record_ids
 from .storage import Store, split_s3
 from .write import RateLimiter, backoff_delay
 
@@ -319,32 +320,12 @@ def list_online_ids(client, group: str, rng=None, sleep=time.sleep) -> list[str]
         log.warning("this botocore has no ListRecords: record ids of %s come from its offline "
                     "store", group)
         return None
-    rng = rng or random.Random()
-    ids: list[str] = []
-    token: str | None = None
-    while True:
-        for attempt in range(1, LIST_MAX_ATTEMPTS + 1):
-            try:
-                page, token = aws.list_record_ids(client, group, token,
-                                                  include_soft_deleted=True)
-                break
-            except AWS_ERRORS as exc:
-                code, kind = aws.error_code(exc), aws.classify_exception(exc)
-                if kind == aws.SYSTEMIC:
-                    raise Aborted(f"ListRecords on feature group {group!r} failed with "
-                                  f"{code}") from None
-                if kind == aws.PERMANENT:
-                    log.warning("ListRecords on %s failed with %s (%s): record ids come from "
-                                "its offline store", group, code, exc)
-                    return None
-                if attempt == LIST_MAX_ATTEMPTS:
-                    raise Aborted(f"ListRecords on feature group {group!r} kept failing with "
-                                  f"{code} after {attempt} attempts: retry later or lower "
-                                  "--max-tps") from None
-                sleep(backoff_delay(attempt - 1, 0.05, 10.0, rng))
-        ids.extend(page)
-        if not token:
-            return ids
+    try:
+        return list_record_ids(group, client, include_soft_deleted=True,
+                               max_attempts=LIST_MAX_ATTEMPTS, rng=rng, sleep=sleep)
+    except ListRecordsRefused as exc:
+        log.warning("%s: record ids come from the offline store", exc)
+        return None
 
 
 def offline_ids(spark: SparkSession, target: GroupSpec, store: Store) -> DataFrame | None:

@@ -277,11 +277,18 @@ def fetch_partition(ids: Iterable[str], job: _FetchJob, client=None, rng=None,
 # ---- driver side -----------------------------------------------------------------------------
 
 
-def list_record_ids(source: GroupSpec, aws_settings: AwsSettings, client=None,
+class ListRecordsRefused(Aborted):
+    """ListRecords answered with a permanent error (e.g. the group has no online store)."""
+
+
+def list_record_ids(group: str, client, include_soft_deleted: bool = False,
                     max_attempts: int = 10, calls_per_second: float | None = None,
                     rng=None, sleep=None) -> list[str]:
-    """Every record id ListRecords returns (MaxResults 100), in order, without duplicates."""
-    client = client or aws.runtime_client(aws_settings)
+    """Every record id ListRecords returns (pages of 100), in order, without duplicates.
+
+    Throttling, 5xx and connection errors are retried with backoff; running out of attempts or
+    a systemic error raises Aborted, a permanent error ListRecordsRefused.
+    """
     rng = rng or random.Random()
     sleep = sleep or time.sleep
     limiter = RateLimiter(calls_per_second, sleep=sleep)
@@ -293,19 +300,22 @@ def list_record_ids(source: GroupSpec, aws_settings: AwsSettings, client=None,
             limiter.acquire(1)
             attempt += 1
             try:
-                page = aws.list_records(client, source.name, token, LIST_RECORDS_MAX_RESULTS)
+                page, token = aws.list_record_ids(client, group, token,
+                                                  LIST_RECORDS_MAX_RESULTS, include_soft_deleted)
                 break
             except AWS_ERRORS as exc:
                 kind = aws.classify_exception(exc)
                 code = aws.error_code(exc)
-                if kind in (aws.SYSTEMIC, aws.PERMANENT) or attempt >= max_attempts:
+                if kind == aws.PERMANENT:
+                    raise ListRecordsRefused(f"ListRecords on feature group {group!r} failed "
+                                             f"with {code}") from None
+                if kind == aws.SYSTEMIC or attempt >= max_attempts:
                     message = " ".join(str(exc).split())[:300]
-                    raise Aborted(f"ListRecords on feature group {source.name!r} failed with "
+                    raise Aborted(f"ListRecords on feature group {group!r} failed with "
                                   f"{code} (attempt {attempt}): {message}") from None
                 sleep(backoff_delay(attempt - 1, 0.05, 10.0, rng))
-        for rid in page.get("RecordIdentifiers") or ():
+        for rid in page:
             seen.setdefault(rid, None)
-        token = page.get("NextToken")
         if not token:
             return list(seen)
 
@@ -383,8 +393,8 @@ def read_online(spark: SparkSession, source: GroupSpec, store: Store,
              reason)
 
     if offline_ids is None:
-        scan_ids = list_record_ids(source, aws_settings, max_attempts=max_attempts,
-                                   calls_per_second=max_tps)
+        scan_ids = list_record_ids(source.name, aws.runtime_client(aws_settings),
+                                   max_attempts=max_attempts, calls_per_second=max_tps)
         considered = len(scan_ids)
         partitions = max(1, math.ceil(considered / ids_per_partition))
         ids_rdd = sc.parallelize(scan_ids, partitions)
