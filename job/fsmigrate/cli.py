@@ -8,7 +8,7 @@ import sys
 import tempfile
 import zipfile
 
-from .errors import MigrationError
+from .errors import Aborted, MigrationError
 from .settings import Settings, load_settings
 
 log = logging.getLogger("fsmigrate")
@@ -57,9 +57,17 @@ def _ship_package(spark) -> None:
     spark.sparkContext.addPyFile(path)
 
 
+def _resume_hint(settings: Settings | None) -> str:
+    if settings is None or settings.migration.dry_run or settings.retry_failures:
+        return "Nothing to resume."
+    return (f"Run state kept: finish with --resume {settings.run_id} (same --conf); "
+            "finished partitions are not sent again.")
+
+
 def main(argv: list[str] | None = None, prog: str = "migrate.py") -> int:
     _setup_logging()
     argv = sys.argv[1:] if argv is None else argv
+    settings = None
     try:
         settings = load_settings(argv, prog)
         from .run import run  # imports pyspark: after the cheap argument checks
@@ -67,10 +75,17 @@ def main(argv: list[str] | None = None, prog: str = "migrate.py") -> int:
         return run(settings, lambda: spark_session(settings))
     except MigrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if exc.exit_code == Aborted.exit_code:
+            print(_resume_hint(settings), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: run state kept; finish with --resume", file=sys.stderr)
-        return 3
+        print(f"interrupted. {_resume_hint(settings)}", file=sys.stderr)
+        return Aborted.exit_code
+    except Exception as exc:  # a crash: keep what was done resumable, say so, exit 3
+        log.exception("the job failed")
+        print(f"error: the job failed ({type(exc).__name__}, see the log above). "
+              f"{_resume_hint(settings)}", file=sys.stderr)
+        return Aborted.exit_code
 
 
 def sagemaker_fs(argv: list[str] | None = None) -> int:

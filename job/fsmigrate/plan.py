@@ -50,6 +50,7 @@ class Plan:
     samples: list[dict[str, Any]] = field(default_factory=list)
     clear_target: dict[str, Any] | None = None
     ttl: str = "source"
+    retry_of: str | None = None  # a --retry-failures run: the run whose failures it re-sends
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,6 +20,7 @@ from .clear import check_clear_allowed, clear_target, confirm_clear, plan_clear
 from .errors import Aborted, BadInput, from_executor
 from .groups import (
     Compatibility,
+    Feature,
     GroupSpec,
     check_compatibility,
     compat_table,
@@ -100,7 +101,7 @@ def select_offline(spark: SparkSession, settings: Settings, source: GroupSpec,
     """Latest non-deleted state per record from the offline store, filtered, encoded."""
     raw = read_offline(spark, source, store)
     if raw is None:
-        empty = spark.createDataFrame([], encode_schema(spark, compat))
+        empty = spark.createDataFrame([], wire_schema(m.target for m in compat.mappings))
         return Selection(empty, Counts(), id_source=ID_FROM_OFFLINE_ROWS)
     stats = footer_stats(raw, store)
     parallelism = spark.sparkContext.defaultParallelism
@@ -143,12 +144,11 @@ def select_online(spark: SparkSession, settings: Settings, source: GroupSpec,
                      id_source_reason=read.id_source_reason)
 
 
-def encode_schema(spark: SparkSession, compat: Compatibility):
-    from pyspark.sql.types import ArrayType, StringType, StructField, StructType
-
+def wire_schema(features: Iterable[Feature]) -> StructType:
+    """Encoded records: each feature as the text sent (a list of texts for collections)."""
     return StructType([
-        StructField(m.name, ArrayType(StringType()) if m.target.collection else StringType())
-        for m in compat.mappings
+        StructField(f.name, ArrayType(StringType()) if f.collection else StringType())
+        for f in features
     ])
 
 
@@ -238,6 +238,11 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
         for name in COUNTERS:
             accumulators[name].add(stats[name])
 
+    if finished:
+        # pmod(hash(id), n) is the partition repartition(n, id) gives a row: rows of finished
+        # partitions are dropped before the shuffle instead of being shuffled and skipped.
+        part = F.expr(f"pmod(hash(`{record_id}`), {plan.partitions})")
+        encoded = encoded.where(~part.isin(list(finished)))
     partitioned = encoded.repartition(plan.partitions, F.col(record_id))
 
     def snapshot() -> dict[str, int]:
@@ -249,8 +254,6 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
         except Exception as exc:
             raise from_executor(exc) from None
     return snapshot()
-
-
 
 
 # ---- the whole run ---------------------------------------------------------------------------
@@ -273,6 +276,10 @@ def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> in
             raise BadInput(f"no plan.json for run {settings.resume} under {settings.output_uri}: "
                            "check --resume and output.uri")
         earlier_plan = Plan.from_json(folder.read_plan())
+        if earlier_plan.retry_of:
+            raise BadInput(f"run {settings.resume} re-sent the failures of run "
+                           f"{earlier_plan.retry_of}: run --retry-failures "
+                           f"{earlier_plan.retry_of} again instead")
         settings = _settings_from_plan(settings, earlier_plan)
     elif folder.has_plan():
         raise BadInput(f"run {settings.run_id} exists already under {settings.output_uri}: "
@@ -359,10 +366,9 @@ def retry_failures(settings: Settings, spark_factory: Callable[[], SparkSession]
 
     columns = [f.name for f in target.features if any(f.name in r for r in failures)]
     extra = [c for c in failures[0] if c not in columns]  # e.g. the TTL column
-    schema = StructType(
-        [StructField(f.name, ArrayType(StringType()) if f.collection else StringType())
-         for f in target.features if f.name in columns]
-        + [StructField(c, LongType()) for c in extra])
+    schema = wire_schema(f for f in target.features if f.name in columns)
+    for column in extra:
+        schema = schema.add(column, LongType())
     spark = spark_factory()
     rows = [tuple(r.get(c) for c in columns + extra) for r in failures]
     records = spark.createDataFrame(rows, schema)
@@ -372,7 +378,7 @@ def retry_failures(settings: Settings, spark_factory: Callable[[], SparkSession]
         counts=Counts(records=len(failures), selected=len(failures)), write_api=write_api,
         batch_size=m.batch_size, max_workers=m.max_workers, max_tps=m.max_tps,
         partitions=partition_count(len(failures), m.partition_records, parallelism),
-        samples=sample_records(records), clear_target=None)
+        samples=sample_records(records), clear_target=None, retry_of=old.run_id)
     folder.write_plan(plan.to_json())
     phases.mark("plan")
     print(format_plan(plan))
