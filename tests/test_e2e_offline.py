@@ -172,3 +172,32 @@ def test_executors_import_the_package_the_job_ships(source, emulator, sm, fsr, t
     want = {rid: row for rid, row in expected.items() if row["segment"] == "silver"}
     actual = read_online(fsr, "e2e-shipped", sorted(list_online_ids(fsr, "e2e-shipped")))
     assert mismatches(actual, want, TYPES) == []
+
+
+def test_dry_run_plan_is_carried_out_by_resume_with_its_clear(source, emulator, sm, fsr,
+                                                              tmp_path):
+    """A reviewed dry-run plan runs as planned with --resume; its --clear-target still needs
+    a confirmation, since the dry run never asked for one."""
+    _, expected = source
+    create_target(sm, "e2e-planned")
+    stale = {"record_id": "zz-stale", "event_time": "2030-01-01T00:00:00Z", "age": "1"}
+    fsr.put_record(FeatureGroupName="e2e-planned",
+                   Record=[{"FeatureName": k, "ValueAsString": v} for k, v in stale.items()])
+    conf = write_conf(tmp_path / "c.yaml", emulator)
+    dry = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-planned",
+                        "--clear-target", "--dry-run", "--run-id", "planned"])
+    assert dry.returncode == 0, dry.stdout[-3000:]
+    assert "first deletes 1 online records" in dry.stdout
+    assert list_online_ids(fsr, "e2e-planned") == {"zz-stale"}
+
+    refused = spark_submit(["--conf", str(conf), "--resume", "planned"])
+    assert refused.returncode == 2
+    assert "confirm with --yes" in refused.stdout + refused.stderr
+    assert list_online_ids(fsr, "e2e-planned") == {"zz-stale"}
+
+    done = spark_submit(["--conf", str(conf), "--resume", "planned", "--yes"])
+    assert done.returncode == 0, done.stdout[-3000:]
+    actual = read_online(fsr, "e2e-planned", sorted(list_online_ids(fsr, "e2e-planned")))
+    assert mismatches(actual, expected, TYPES) == []
+    run = emulator.data_dir / "local-feature-store" / "runs" / "planned"
+    assert (run / "cleared.json").exists() and report_of(emulator, "planned")["exit_code"] == 0

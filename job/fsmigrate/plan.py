@@ -51,6 +51,7 @@ class Plan:
     clear_target: dict[str, Any] | None = None
     ttl: str = "source"
     retry_of: str | None = None  # a --retry-failures run: the run whose failures it re-sends
+    dry_run: bool = False  # a dry run's plan can be carried out later with --resume
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

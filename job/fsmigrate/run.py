@@ -281,6 +281,11 @@ def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> in
                            f"{earlier_plan.retry_of}: run --retry-failures "
                            f"{earlier_plan.retry_of} again instead")
         settings = _settings_from_plan(settings, earlier_plan)
+        if earlier_plan.clear_target is not None and not folder.was_cleared():
+            # A dry run's plan, or a run interrupted while clearing: clear before writing.
+            # Only the latter was confirmed already.
+            settings = replace(settings, yes=settings.yes or not earlier_plan.dry_run,
+                               migration=replace(settings.migration, clear_target=True))
     elif folder.has_plan():
         raise BadInput(f"run {settings.run_id} exists already under {settings.output_uri}: "
                        f"use --resume {settings.run_id} or another --run-id")
@@ -316,15 +321,18 @@ def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> in
     if m.clear_target:
         plan.clear_target = plan_clear(spark, target, store, settings.aws).to_json()
     if m.dry_run:
+        plan.dry_run = True
         print(format_plan(plan, compat))
         folder.write_plan(plan.to_json())
-        print(f"dry run: nothing written. Plan saved to {folder.plan_uri}")
+        print(f"dry run: nothing written. Plan saved to {folder.plan_uri}; carry it out with "
+              f"--resume {settings.run_id}")
         return 0
-    if earlier_plan is None:
+    if earlier_plan is None or earlier_plan.dry_run:
         folder.write_plan(plan.to_json())
     print(format_plan(plan))
     if m.clear_target:
         cleared = clear_target(spark, target, store, settings)
+        folder.mark_cleared(cleared)
         phases.mark("clear")
         print(f"cleared {target.name}: {cleared['online_deleted']:,} online records, "
               f"{cleared['offline_deleted']:,} offline objects deleted")

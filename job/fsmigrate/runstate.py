@@ -60,6 +60,18 @@ class RunFolder:
     def write_report(self, report: dict[str, Any]) -> None:
         self.write_json(self.report_uri, report)
 
+    @property
+    def cleared_uri(self) -> str:
+        return join(self.uri, "cleared.json")
+
+    def mark_cleared(self, counts: dict[str, Any]) -> None:
+        """--clear-target finished: a resumed run must not clear again (it would delete what
+        this run has written since), and one interrupted mid-clear must."""
+        self.write_json(self.cleared_uri, counts)
+
+    def was_cleared(self) -> bool:
+        return self.store.exists(self.cleared_uri)
+
     # ---- per partition, written by executors -------------------------------------------------
 
     def write_checkpoint(self, partition: int, stats: dict[str, Any]) -> None:
