@@ -465,6 +465,19 @@ def test_encode_each_type_pair(spark):
     assert_df_equality(encoded(spark, rows, mappings), expected)
 
 
+def test_encode_doubles_as_plain_decimals_like_other_clients(spark):
+    """Java would write 1.7040672005E9 and 5.0E-5; the service gets the plain digits, as a
+    fractional-second event time must read. Far-out exponents keep the scientific form."""
+    values = [1704067200.5, 1e10, 5e-05, -150000000.0, 12345678.9, -0.000123, 1e23, 2e-300]
+    rows = [(v,) for v in values]
+    schema = StructType([StructField("d", DoubleType())])
+    expected = strings_df(spark, ["d"], [
+        ("1704067200.5",), ("10000000000.0",), ("0.00005",), ("-150000000.0",),
+        ("12345678.9",), ("-0.000123",), ("9.999999999999999E22",), ("2.0E-300",)])
+    mappings = [mapping("d", FRACTIONAL, FRACTIONAL)]
+    assert_df_equality(encoded(spark, rows, mappings, schema), expected)
+
+
 def test_encode_converted_pairs(spark):
     big = 2**62 + 1
     rows = [(5, 2.25, "42", "x", None), (big, 1e21, "-1.5", "x", None)]

@@ -216,9 +216,36 @@ def _float_text(c: Column, data_type: DataType) -> Column:
     text = c.cast("string")
     digits = 17 if isinstance(data_type, DoubleType) else 9
     exact = text.cast(data_type) == c
-    return F.when(c.isNull(), F.lit(None)).when(exact, text).otherwise(
+    return F.when(c.isNull(), F.lit(None)).when(exact, _plain_decimal(text)).otherwise(
         F.format_string(f"%.{digits}g", c)
     )
+
+
+_JAVA_SCIENTIFIC = r"^(-?)([0-9])\.([0-9]+)E(-?[0-9]+)$"
+
+
+def _plain_decimal(text: Column) -> Column:
+    """The same digits without Java's exponent: 1.7040672005E9 -> 1704067200.5, 1.0E-4 ->
+    0.0001, as other clients send them (Python's str does) and as fractional-second event
+    times read best. Exponents beyond ±20 keep the scientific form."""
+
+    def part(i: int) -> Column:
+        return F.regexp_extract(text, _JAVA_SCIENTIFIC, i)
+
+    def zeros(count: Column) -> Column:
+        return F.call_function("repeat", F.lit("0"), count)
+
+    sign, exponent = part(1), part(4).cast("int")
+    digits = F.regexp_replace(F.concat(part(2), part(3)), "0+$", "")
+    digits = F.when(digits == "", F.lit("0")).otherwise(digits)
+    length, whole = F.length(digits), exponent + F.lit(1)  # whole: digits before the point
+    at_least_one = F.when(
+        length <= whole, F.concat(digits, zeros(whole - length), F.lit(".0"))
+    ).otherwise(F.concat(digits.substr(F.lit(1), whole), F.lit("."),
+                         digits.substr(whole + F.lit(1), length - whole)))
+    below_one = F.concat(F.lit("0."), zeros(-exponent - F.lit(1)), digits)
+    plain = F.concat(sign, F.when(exponent >= 0, at_least_one).otherwise(below_one))
+    return F.when(text.rlike(_JAVA_SCIENTIFIC) & (F.abs(exponent) <= 20), plain).otherwise(text)
 
 
 def _scalar_text(c: Column, data_type: DataType, what: str) -> Column:
