@@ -249,3 +249,17 @@ def test_tty_shorter_frame_leaves_no_stray_characters():
     last_frame = out.rstrip("\n").split("\r")[-1]
     assert last_frame.endswith("ETA 59m58s" + CLEAR_TO_END)
     assert _render(out) == [last_frame.removesuffix(CLEAR_TO_END)]
+
+
+def test_a_named_phase_labels_its_lines_and_its_bar(caplog):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    with Progress(lambda: {"written": 5}, total=10, interval=60.0, stream=io.StringIO(),
+                  clock=iter([0.0, 1.0]).__next__, phase="read online"):
+        pass
+    assert _messages(caplog) == [
+        "read online 5/10 (50.0%) 5 rec/s failed 0 retried 0 throttled 0 ETA 0m01s"]
+    stream = TtyStream()
+    with Progress(lambda: {"written": 5}, total=10, interval=60.0, stream=stream,
+                  clock=iter([0.0, 1.0]).__next__, phase="clear"):
+        pass
+    assert stream.getvalue().startswith("\rclear: [############............] 5/10")

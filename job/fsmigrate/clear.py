@@ -523,7 +523,7 @@ def _delete_online(spark: SparkSession, target: GroupSpec, ids: list[str] | Data
 
     log.info("deleting %d online records of %s in %d partitions", total, target.name,
              partitions)
-    with Progress(snapshot, total, m.progress_interval_seconds):
+    with Progress(snapshot, total, m.progress_interval_seconds, phase="clear"):
         try:
             partitioned.foreachPartition(delete_one_partition)
         except Exception as exc:  # the Spark job itself failed: the target is half-cleared

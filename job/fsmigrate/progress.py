@@ -50,8 +50,10 @@ class Progress:
     """Polls `snapshot()` every `interval` seconds until stopped."""
 
     def __init__(self, snapshot: Callable[[], dict[str, int]], total: int, interval: float,
-                 stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic):
+                 stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
+                 phase: str | None = None):
         self._snapshot = snapshot
+        self._phase = phase  # names the phase when there is more than one (e.g. a read)
         self._total = total
         self._interval = interval
         self._stream = stream or sys.stdout
@@ -84,11 +86,12 @@ class Progress:
         line = progress_line(counts, self._total, self._clock() - self._started)
         if self._tty:
             # \x1b[K clears what a longer earlier frame left at the end of the line.
-            self._stream.write(f"\r{_bar(counts, self._total)} {line}\x1b[K"
+            prefix = f"{self._phase}: " if self._phase else ""
+            self._stream.write(f"\r{prefix}{_bar(counts, self._total)} {line}\x1b[K"
                                + ("\n" if final else ""))
             self._stream.flush()
         else:
-            log.info("progress %s", line)
+            log.info("%s %s", self._phase or "progress", line)
 
 
 def _bar(counts: dict[str, int], total: int, width: int = 24) -> str:

@@ -128,7 +128,8 @@ def select_online(spark: SparkSession, settings: Settings, source: GroupSpec,
     """Current values from the source's online store (the truth), filtered, encoded."""
     m = settings.migration
     read = read_online(spark, source, store, settings.aws, m.id_source,
-                       max_workers=m.max_workers, max_attempts=m.max_attempts)
+                       max_workers=m.max_workers, max_attempts=m.max_attempts,
+                       progress_interval=m.progress_interval_seconds)
     typed = typed_view(read.df, source)
     matched = apply_filter(typed, filter_query)
     chosen = after_record_id(matched, source.record_id, resume_from)

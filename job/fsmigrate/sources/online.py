@@ -24,7 +24,6 @@ The result is materialised once (persisted, MEMORY_AND_DISK) so that the counts 
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import random
@@ -54,6 +53,7 @@ from ..errors import Aborted, BadInput, from_executor
 from ..eventtime import NS, instant_ns
 from ..groups import FRACTIONAL, INTEGRAL, GroupSpec
 from ..parallel import Stopped, bounded_map
+from ..progress import Progress
 from ..storage import Store
 from ..write import RateLimiter, backoff_delay
 from .offline import read_offline
@@ -357,13 +357,11 @@ def _offline_ids(spark: SparkSession, source: GroupSpec, store: Store) -> DataFr
     return raw.select(rid.alias(_ID)).where(F.col(_ID).isNotNull()).distinct()
 
 
-
-
 def read_online(spark: SparkSession, source: GroupSpec, store: Store,
                 aws_settings: AwsSettings, id_source: str = "auto",
                 now: datetime | None = None, max_workers: int = 4,
                 ids_per_partition: int = 2000, max_tps: float | None = None,
-                max_attempts: int = 10) -> OnlineRead:
+                max_attempts: int = 10, progress_interval: float = 5.0) -> OnlineRead:
     """The source's online records, one row each, values exactly as the service returned them.
 
     ``id_source``: ``auto`` (offline store when the source has a Glue-format one with files,
@@ -416,13 +414,29 @@ def read_online(spark: SparkSession, source: GroupSpec, store: Store,
         calls_per_second=(max_tps / concurrent) if max_tps else None,
     )
     schema = StructType([*online_schema(source).fields, StructField(_EXPIRED, BooleanType())])
-    rows = ids_rdd.mapPartitions(functools.partial(fetch_partition, job=job))
+    ids_done = sc.accumulator(0)
+
+    def fetch_and_count(ids: Iterator[str]) -> Iterator[tuple]:
+        asked = 0
+
+        def counted() -> Iterator[str]:
+            nonlocal asked
+            for rid in ids:
+                asked += 1
+                yield rid
+
+        yield from fetch_partition(counted(), job=job)
+        ids_done.add(asked)
+
+    rows = ids_rdd.mapPartitions(fetch_and_count)
     raw = spark.createDataFrame(rows, schema).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        stats = raw.agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.coalesce(F.sum(F.col(_EXPIRED).cast("long")), F.lit(0)).alias("expired"),
-        ).collect()[0]
+        with Progress(lambda: {"written": ids_done.value}, considered, progress_interval,
+                      phase="read online"):
+            stats = raw.agg(
+                F.count(F.lit(1)).alias("rows"),
+                F.coalesce(F.sum(F.col(_EXPIRED).cast("long")), F.lit(0)).alias("expired"),
+            ).collect()[0]
     except Exception as exc:
         raw.unpersist()
         raise from_executor(exc) from None
