@@ -215,13 +215,6 @@ def s3_put_text(client, bucket: str, key: str, text: str) -> None:
     client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
 
 
-def s3_list_keys(client, bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(obj["Key"] for obj in page.get("Contents", []))
-    return keys
-
-
 def s3_list_objects(client, bucket: str, prefix: str) -> list[tuple[str, int]]:
     """(key, size in bytes) of every object under a prefix."""
     out: list[tuple[str, int]] = []

@@ -439,12 +439,6 @@ class ClearPlan:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def summary(self) -> str:
-        online = (f"{self.online_records:,} online records (ids from {self.online_ids_source})"
-                  if self.online_ids_source else "no online store")
-        return (f"clear {self.target}: {online}, {self.offline_objects:,} offline objects "
-                f"({self.offline_bytes:,} bytes)")
-
 
 def plan_clear(spark: SparkSession, target: GroupSpec, store: Store,
                aws_settings: AwsSettings) -> ClearPlan:

@@ -108,8 +108,8 @@ class Store:
         if local is None:
             bucket, key = split_s3(prefix_uri)
             key = key.rstrip("/") + "/" if key else ""
-            keys = aws_calls.s3_list_keys(self._s3, bucket, key)
-            return sorted(f"s3://{bucket}/{k}" for k in keys)
+            objects = aws_calls.s3_list_objects(self._s3, bucket, key)
+            return sorted(f"s3://{bucket}/{k}" for k, _size in objects)
         out = []
         for folder, _dirs, files in os.walk(local):
             for name in files:
