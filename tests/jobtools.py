@@ -4,6 +4,7 @@ a target back through boto3."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+ROLE = "arn:aws:iam::123456789012:role/test"
 
 
 def write_conf(path: Path, emulator, **migration) -> Path:
@@ -28,14 +30,62 @@ def write_conf(path: Path, emulator, **migration) -> Path:
     return path
 
 
+def job_command(args: list[str]) -> list[str]:
+    return [str(SPARK_SUBMIT), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+            "--conf", "spark.log.level=WARN", str(ROOT / "job" / "migrate.py"), *args]
+
+
+def job_env(overrides: dict | None = None) -> dict[str, str]:
+    return {**os.environ, "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable, **(overrides or {})}
+
+
 def spark_submit(args: list[str], timeout: float = 300, env_overrides: dict | None = None,
                  **popen) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable,
-           "PYSPARK_DRIVER_PYTHON": sys.executable, **(env_overrides or {})}
-    cmd = [str(SPARK_SUBMIT), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
-           "--conf", "spark.log.level=WARN", str(ROOT / "job" / "migrate.py"), *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, **popen)
+    return subprocess.run(job_command(args), cwd=ROOT, env=job_env(env_overrides),
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, **popen)
+
+
+def output(done: subprocess.CompletedProcess) -> str:
+    return done.stdout + done.stderr  # spark-submit sends the driver's stderr to stdout
+
+
+def run_dir(emulator, run_id: str) -> Path:
+    """The run folder of `write_conf`'s output.uri, mapped onto the emulator's data dir."""
+    return emulator.data_dir / "local-feature-store" / "runs" / run_id
+
+
+def report_of(emulator, run_id: str) -> dict:
+    return json.loads((run_dir(emulator, run_id) / "report.json").read_text())
+
+
+def plan_of(emulator, run_id: str) -> dict:
+    return json.loads((run_dir(emulator, run_id) / "plan.json").read_text())
+
+
+def op_total(emulator, ops: tuple[str, ...], key: str = "requests") -> int:
+    """An emulator counter ("requests" or "records") summed over operations, all groups."""
+    stats = emulator.stats()["operations"]
+    return sum(stats.get(op, {}).get(key, 0) for op in ops)
+
+
+def create_group(sm, name: str, definitions, online=True, offline=True, storage=None,
+                 ttl=None) -> None:
+    """A group with `record_id`/`event_time`; its offline store under targets/<name>."""
+    kwargs = {}
+    if online:
+        kwargs["OnlineStoreConfig"] = {"EnableOnlineStore": True}
+        if storage:
+            kwargs["OnlineStoreConfig"]["StorageType"] = storage
+        if ttl:
+            kwargs["OnlineStoreConfig"]["TtlDuration"] = ttl
+    if offline:
+        kwargs["OfflineStoreConfig"] = {
+            "S3StorageConfig": {"S3Uri": f"s3://local-feature-store/targets/{name}"}}
+    sm.create_feature_group(
+        FeatureGroupName=name, RecordIdentifierFeatureName="record_id",
+        EventTimeFeatureName="event_time", FeatureDefinitions=definitions, RoleArn=ROLE, **kwargs)
 
 
 def instant(value) -> tuple[int, int]:
@@ -77,6 +127,10 @@ def read_online(fsr, group: str, ids: list[str]) -> dict[str, dict[str, str]]:
                 f["FeatureName"]: f.get("ValueAsString", f.get("ValueAsStringList"))
                 for f in rec["Record"]}
     return out
+
+
+def online_state(fsr, group: str) -> dict[str, dict[str, str]]:
+    return read_online(fsr, group, sorted(list_online_ids(fsr, group)))
 
 
 def list_online_ids(fsr, group: str) -> set[str]:

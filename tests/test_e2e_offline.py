@@ -6,14 +6,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from jobtools import (
+    ROOT,
+    create_group,
     expected_latest,
+    job_env,
     list_online_ids,
     mismatches,
     offline_rows,
+    online_state,
+    op_total,
+    output,
     read_online,
+    report_of,
+    run_dir,
     spark_submit,
     write_conf,
 )
@@ -31,28 +40,12 @@ def source(emulator):
     return summary, expected_latest(rows)
 
 
-def create_target(sm, name: str, definitions=None, online=True, offline=True) -> None:
-    kwargs = {}
-    if online:
-        kwargs["OnlineStoreConfig"] = {"EnableOnlineStore": True}
-    if offline:
-        kwargs["OfflineStoreConfig"] = {
-            "S3StorageConfig": {"S3Uri": f"s3://local-feature-store/targets/{name}"}}
-    sm.create_feature_group(
-        FeatureGroupName=name, RecordIdentifierFeatureName="record_id",
-        EventTimeFeatureName="event_time",
-        FeatureDefinitions=definitions or feature_definitions(SPEC),
-        RoleArn="arn:aws:iam::123456789012:role/test", **kwargs)
+def create_target(sm, name: str, definitions=None) -> None:
+    create_group(sm, name, definitions or feature_definitions(SPEC))
 
 
 def write_ops(emulator) -> int:
-    ops = emulator.stats()["operations"]
-    return sum(ops.get(op, {}).get("requests", 0) for op in ("PutRecord", "BatchWriteRecord"))
-
-
-def report_of(emulator, run_id: str) -> dict:
-    path = emulator.data_dir / "local-feature-store" / "runs" / run_id / "report.json"
-    return json.loads(path.read_text())
+    return op_total(emulator, ("PutRecord", "BatchWriteRecord"))
 
 
 def test_full_migration_matches_the_latest_state(source, emulator, sm, fsr, tmp_path):
@@ -108,7 +101,7 @@ def test_dry_run_writes_nothing(source, emulator, sm, fsr, tmp_path):
     assert f"{len(expected):,} to write" in done.stdout
     assert write_ops(emulator) == writes_before
     assert list_online_ids(fsr, "e2e-dry") == set()
-    run = emulator.data_dir / "local-feature-store" / "runs" / "dry"
+    run = run_dir(emulator, "dry")
     plan = json.loads((run / "plan.json").read_text())
     assert plan["counts"]["selected"] == len(expected)
     assert plan["samples"] and all("record_id" in s for s in plan["samples"])
@@ -123,29 +116,23 @@ def test_incompatible_target_exits_2_and_writes_nothing(source, emulator, sm, fs
     writes_before = write_ops(emulator)
     done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-incompatible"])
     assert done.returncode == 2
-    # spark-submit sends the driver's stderr to stdout.
-    output = done.stdout + done.stderr
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    errors = [line for line in output(done).splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "country" in errors[0]
-    assert "String cannot be written as Integral" in output
-    assert "SparkContext" not in output  # refused before Spark started
+    assert "String cannot be written as Integral" in output(done)
+    assert "SparkContext" not in output(done)  # refused before Spark started
     assert write_ops(emulator) == writes_before
     assert list_online_ids(fsr, "e2e-incompatible") == set()
 
 
 def test_ttl_none_refused_when_the_target_expires_records(source, emulator, sm, tmp_path):
-    sm.create_feature_group(
-        FeatureGroupName="e2e-ttl-none", RecordIdentifierFeatureName="record_id",
-        EventTimeFeatureName="event_time", FeatureDefinitions=feature_definitions(SPEC),
-        OnlineStoreConfig={"EnableOnlineStore": True,
-                           "TtlDuration": {"Unit": "Days", "Value": 7}},
-        RoleArn="arn:aws:iam::123456789012:role/test")
+    create_group(sm, "e2e-ttl-none", feature_definitions(SPEC), offline=False,
+                 ttl={"Unit": "Days", "Value": 7})
     conf = write_conf(tmp_path / "c.yaml", emulator, ttl="none")
     writes_before = write_ops(emulator)
     done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-ttl-none"])
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output[-2000:]
-    assert "error: migration.ttl: none, but e2e-ttl-none expires records 604800 s" in output
+    assert done.returncode == 2, output(done)[-2000:]
+    assert ("error: migration.ttl: none, but e2e-ttl-none expires records 604800 s"
+            in output(done))
     assert write_ops(emulator) == writes_before
 
 
@@ -192,12 +179,29 @@ def test_dry_run_plan_is_carried_out_by_resume_with_its_clear(source, emulator, 
 
     refused = spark_submit(["--conf", str(conf), "--resume", "planned"])
     assert refused.returncode == 2
-    assert "confirm with --yes" in refused.stdout + refused.stderr
+    assert "confirm with --yes" in output(refused)
     assert list_online_ids(fsr, "e2e-planned") == {"zz-stale"}
 
     done = spark_submit(["--conf", str(conf), "--resume", "planned", "--yes"])
     assert done.returncode == 0, done.stdout[-3000:]
     actual = read_online(fsr, "e2e-planned", sorted(list_online_ids(fsr, "e2e-planned")))
     assert mismatches(actual, expected, TYPES) == []
-    run = emulator.data_dir / "local-feature-store" / "runs" / "planned"
+    run = run_dir(emulator, "planned")
     assert (run / "cleared.json").exists() and report_of(emulator, "planned")["exit_code"] == 0
+
+
+def test_sagemaker_fs_cli_runs_the_same_job_in_local_spark(source, emulator, sm, fsr, tmp_path):
+    """The seed's shape, `sagemaker-fs migrate SRC TGT [options]`, starts its own local Spark."""
+    _, expected = source
+    create_target(sm, "e2e-cli")
+    conf = write_conf(tmp_path / "c.yaml", emulator)
+    cli = Path(sys.executable).parent / "sagemaker-fs"
+    done = subprocess.run(
+        [str(cli), "migrate", SOURCE, "e2e-cli", "--conf", str(conf), "--run-id", "cli",
+         "--filter-query", "WHERE device = 'ios'"],
+        cwd=ROOT, env=job_env(), capture_output=True, text=True, timeout=300,
+        stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, output(done)[-3000:]
+    want = {rid: row for rid, row in expected.items() if row["device"] == "ios"}
+    assert mismatches(online_state(fsr, "e2e-cli"), want, TYPES) == []
+    assert report_of(emulator, "cli")["written"] == len(want)

@@ -4,17 +4,21 @@ over, and --clear-target. Expected states are read back from the emulator with b
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from jobtools import (
+    create_group,
     expected_latest,
     list_online_ids,
     mismatches,
     offline_rows,
-    read_online,
+    online_state,
+    op_total,
+    output,
+    plan_of,
+    report_of,
     spark_submit,
     write_conf,
 )
@@ -23,31 +27,14 @@ from seed_data import SeedSpec, feature_definitions, feature_types, seed
 SOURCE = "e2e-online-src"
 SPEC = SeedSpec(group=SOURCE, records=800, versions=3, stores="both", seed=23)
 TYPES = dict(feature_types(SPEC))
-ROLE = "arn:aws:iam::123456789012:role/test"
 UPDATE_TIME = "2024-06-01T00:00:00.5Z"  # after every seeded event (they span 2024-01-01..04)
 DELETE_TIME = "2024-06-02T00:00:00Z"
 
 
 # ---- helpers -----------------------------------------------------------------------------------
 
-def run_dir(emulator, run_id: str) -> Path:
-    return emulator.data_dir / "local-feature-store" / "runs" / run_id
-
-
-def report_of(emulator, run_id: str) -> dict:
-    return json.loads((run_dir(emulator, run_id) / "report.json").read_text())
-
-
-def plan_of(emulator, run_id: str) -> dict:
-    return json.loads((run_dir(emulator, run_id) / "plan.json").read_text())
-
-
-def output(done) -> str:
-    return done.stdout + done.stderr  # spark-submit sends the driver's stderr to stdout
-
-
 def op_count(emulator, op: str, key: str = "requests") -> int:
-    return emulator.stats()["operations"].get(op, {}).get(key, 0)
+    return op_total(emulator, (op,), key)
 
 
 def runtime_errors(emulator) -> dict[str, int]:
@@ -56,27 +43,6 @@ def runtime_errors(emulator) -> dict[str, int]:
         for code, n in entry.get("errors", {}).items():
             out[f"{op}:{code}"] = n
     return out
-
-
-def online_state(fsr, group: str) -> dict[str, dict]:
-    return read_online(fsr, group, sorted(list_online_ids(fsr, group)))
-
-
-def create_group(sm, name: str, definitions, online=True, offline=True, storage=None,
-                 ttl=None) -> None:
-    kwargs = {}
-    if online:
-        kwargs["OnlineStoreConfig"] = {"EnableOnlineStore": True}
-        if storage:
-            kwargs["OnlineStoreConfig"]["StorageType"] = storage
-        if ttl:
-            kwargs["OnlineStoreConfig"]["TtlDuration"] = ttl
-    if offline:
-        kwargs["OfflineStoreConfig"] = {
-            "S3StorageConfig": {"S3Uri": f"s3://local-feature-store/targets/{name}"}}
-    sm.create_feature_group(
-        FeatureGroupName=name, RecordIdentifierFeatureName="record_id",
-        EventTimeFeatureName="event_time", FeatureDefinitions=definitions, RoleArn=ROLE, **kwargs)
 
 
 def offline_dir(emulator, sm, group: str) -> Path:

@@ -8,19 +8,24 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from jobtools import (
     ROOT,
-    SPARK_SUBMIT,
+    create_group,
     expected_latest,
+    job_command,
+    job_env,
     list_online_ids,
     mismatches,
     offline_rows,
-    read_online,
+    online_state,
+    op_total,
+    output,
+    report_of,
+    run_dir,
     spark_submit,
     write_conf,
 )
@@ -41,22 +46,7 @@ def source(emulator):
 # ---- helpers -----------------------------------------------------------------------------------
 
 def create_target(sm, name: str, definitions=None) -> None:
-    sm.create_feature_group(
-        FeatureGroupName=name, RecordIdentifierFeatureName="record_id",
-        EventTimeFeatureName="event_time",
-        FeatureDefinitions=definitions or feature_definitions(SPEC),
-        OnlineStoreConfig={"EnableOnlineStore": True},
-        OfflineStoreConfig={
-            "S3StorageConfig": {"S3Uri": f"s3://local-feature-store/targets/{name}"}},
-        RoleArn="arn:aws:iam::123456789012:role/test")
-
-
-def run_dir(emulator, run_id: str) -> Path:
-    return emulator.data_dir / "local-feature-store" / "runs" / run_id
-
-
-def report_of(emulator, run_id: str) -> dict:
-    return json.loads((run_dir(emulator, run_id) / "report.json").read_text())
+    create_group(sm, name, definitions or feature_definitions(SPEC))
 
 
 def checkpoints_of(emulator, run_id: str) -> dict[int, dict]:
@@ -67,26 +57,15 @@ def checkpoints_of(emulator, run_id: str) -> dict[int, dict]:
 
 def records_received(emulator) -> int:
     """Records the emulator accepted through BatchWriteRecord and PutRecord, all groups."""
-    ops = emulator.stats()["operations"]
-    return sum(ops.get(op, {}).get("records", 0) for op in ("BatchWriteRecord", "PutRecord"))
-
-
-def online_state(fsr, group: str) -> dict[str, dict]:
-    return read_online(fsr, group, sorted(list_online_ids(fsr, group)))
-
-
-def output(done) -> str:
-    return done.stdout + done.stderr  # spark-submit sends the driver's stderr to stdout
+    return op_total(emulator, ("BatchWriteRecord", "PutRecord"), key="records")
 
 
 def start_job(args: list[str], log_path: Path) -> subprocess.Popen:
     """`jobtools.spark_submit`'s command, started in its own session (process group)."""
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
-    cmd = [str(SPARK_SUBMIT), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
-           "--conf", "spark.log.level=WARN", str(ROOT / "job" / "migrate.py"), *args]
     with open(log_path, "w") as log:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(job_command(args), cwd=ROOT, env=job_env(), stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
 
 
 def wait_until_quiet(emulator, quiet_s: float, timeout_s: float = 60) -> None:
