@@ -60,6 +60,15 @@ def clean_emulator(emulator):
     emulator.faults()
 
 
+@pytest.fixture
+def faults(emulator):
+    """Set emulator faults for one test (``faults(throttle_tps=4)``); cleared afterwards
+    whatever happens."""
+    emulator.faults()
+    yield emulator.faults
+    emulator.faults()
+
+
 @pytest.fixture(scope="session")
 def boto_session():
     """One boto3 session, so service models are loaded once (a new one costs ~0.25 s)."""

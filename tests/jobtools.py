@@ -1,6 +1,7 @@
-"""Helpers for end-to-end tests: run the real `spark-submit job/migrate.py`, compute the expected
-target state independently of the job (plain Python over the source's Parquet files), and read
-a target back through boto3."""
+"""The tests' shared helpers: feature groups, unique names, records, reading a group back
+(plain boto3, so the emulator's own tests can use them too), and for the end-to-end tests: run
+the real `spark-submit job/migrate.py` and compute the expected target state independently of
+the job (plain Python over the source's Parquet files)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,9 +72,28 @@ def op_total(emulator, ops: tuple[str, ...], key: str = "requests") -> int:
     return sum(stats.get(op, {}).get(key, 0) for op in ops)
 
 
-def create_group(sm, name: str, definitions, online=True, offline=True, storage=None,
-                 ttl=None) -> None:
-    """A group with `record_id`/`event_time`; its offline store under targets/<name>."""
+def unique(prefix: str) -> str:
+    """A group name no other test uses (the emulator lives for the whole session)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def definitions(*features) -> list[dict]:
+    """FeatureDefinitions from (name, type) or (name, type, collection type) tuples."""
+    out = []
+    for name, kind, *collection in features:
+        d = {"FeatureName": name, "FeatureType": kind}
+        if collection:
+            d["CollectionType"] = collection[0]
+        out.append(d)
+    return out
+
+
+def create_group(sm, name: str, features, online=True, offline=True, storage=None, ttl=None,
+                 record_id="record_id", event_time="event_time", s3_uri=None) -> None:
+    """A group (FeatureDefinitions, or tuples for :func:`definitions`); its offline store under
+    `s3_uri`, by default s3://local-feature-store/targets/<name>."""
+    if features and not isinstance(features[0], dict):
+        features = definitions(*features)
     kwargs = {}
     if online:
         kwargs["OnlineStoreConfig"] = {"EnableOnlineStore": True}
@@ -81,11 +102,39 @@ def create_group(sm, name: str, definitions, online=True, offline=True, storage=
         if ttl:
             kwargs["OnlineStoreConfig"]["TtlDuration"] = ttl
     if offline:
-        kwargs["OfflineStoreConfig"] = {
-            "S3StorageConfig": {"S3Uri": f"s3://local-feature-store/targets/{name}"}}
+        kwargs["OfflineStoreConfig"] = {"S3StorageConfig": {
+            "S3Uri": s3_uri or f"s3://local-feature-store/targets/{name}"}}
     sm.create_feature_group(
-        FeatureGroupName=name, RecordIdentifierFeatureName="record_id",
-        EventTimeFeatureName="event_time", FeatureDefinitions=definitions, RoleArn=ROLE, **kwargs)
+        FeatureGroupName=name, RecordIdentifierFeatureName=record_id,
+        EventTimeFeatureName=event_time, FeatureDefinitions=features, RoleArn=ROLE, **kwargs)
+
+
+def group_spec(sm, name: str):
+    """fsmigrate's GroupSpec of a group, as the job sees it."""
+    from fsmigrate import aws
+    from fsmigrate.groups import spec_from_description
+
+    return spec_from_description(aws.describe_feature_group(sm, name))
+
+
+def fv(**values) -> list[dict]:
+    """A record: features with a value (lists as ValueAsStringList); None leaves one out."""
+    out = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        key = "ValueAsStringList" if isinstance(value, list) else "ValueAsString"
+        out.append({"FeatureName": name, key: value})
+    return out
+
+
+def put_records(fsr, group: str, records: list[list[dict]], stores=None) -> None:
+    """Records (see :func:`fv`) through BatchWriteRecord, 25 a call; every one must land."""
+    entries = [{"FeatureGroupName": group, "Record": record,
+                **({"TargetStores": stores} if stores else {})} for record in records]
+    for start in range(0, len(entries), 25):
+        response = fsr.batch_write_record(Entries=entries[start:start + 25])
+        assert not response.get("Errors") and not response.get("UnprocessedEntries")
 
 
 def instant(value) -> tuple[int, int]:
@@ -116,16 +165,22 @@ def expected_latest(rows: list[dict], id_name="record_id", time_name="event_time
     return {rid: row for rid, (_, row) in best.items() if not row["is_deleted"]}
 
 
-def read_online(fsr, group: str, ids: list[str]) -> dict[str, dict[str, str]]:
+def read_online(fsr, group: str, ids: list[str],
+                expiry: bool = False) -> dict[str, dict[str, str]]:
+    """{record id: {feature: value}} for the ids that are online; with `expiry`, records that
+    expire also have '_expires' (their ExpiresAt)."""
     out: dict[str, dict[str, str]] = {}
     for start in range(0, len(ids), 100):
         resp = fsr.batch_get_record(Identifiers=[{
-            "FeatureGroupName": group, "RecordIdentifiersValueAsString": ids[start:start + 100]}])
+            "FeatureGroupName": group, "RecordIdentifiersValueAsString": ids[start:start + 100]}],
+            **({"ExpirationTimeResponse": "Enabled"} if expiry else {}))
         assert not resp["Errors"] and not resp["UnprocessedIdentifiers"]
         for rec in resp["Records"]:
-            out[rec["RecordIdentifierValueAsString"]] = {
-                f["FeatureName"]: f.get("ValueAsString", f.get("ValueAsStringList"))
-                for f in rec["Record"]}
+            values = {f["FeatureName"]: f.get("ValueAsString", f.get("ValueAsStringList"))
+                      for f in rec["Record"]}
+            if "ExpiresAt" in rec:
+                values["_expires"] = rec["ExpiresAt"]
+            out[rec["RecordIdentifierValueAsString"]] = values
     return out
 
 
@@ -133,16 +188,24 @@ def online_state(fsr, group: str) -> dict[str, dict[str, str]]:
     return read_online(fsr, group, sorted(list_online_ids(fsr, group)))
 
 
-def list_online_ids(fsr, group: str) -> set[str]:
+def list_online_ids(fsr, group: str, include_soft_deleted: bool = False) -> set[str]:
+    """Every id ListRecords gives, page by page."""
     ids: set[str] = set()
     token = None
     while True:
         page = fsr.list_records(FeatureGroupName=group, MaxResults=100,
-                                **({"NextToken": token} if token else {}))
+                                **({"NextToken": token} if token else {}),
+                                **({"IncludeSoftDeletedRecords": True}
+                                   if include_soft_deleted else {}))
         ids.update(page["RecordIdentifiers"])
         token = page.get("NextToken")
         if not token:
             return ids
+
+
+def op_stats(emulator, op: str) -> dict:
+    """The emulator's counters of one operation (requests, records, errors by code)."""
+    return emulator.stats()["operations"].get(op, {"requests": 0, "records": 0, "errors": {}})
 
 
 def same_value(sent: str, expected, feature_type: str) -> bool:

@@ -1,7 +1,8 @@
 """The one module that talks to AWS: boto3 clients and the calls the job makes.
 
-Retries are ours (write.py), so botocore's own retries are off; error codes are classified
-here so every caller treats them the same way.
+Retries are ours (calls.py), so botocore's own retries are off. botocore's exception types
+are known here only: :func:`describe_error` turns any exception a call raises into
+(kind, code, message), so every caller treats them the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 THROTTLE_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
@@ -23,6 +24,9 @@ SYSTEMIC_CODES = frozenset(
     {"AccessForbidden", "AccessDeniedException", "ResourceNotFound", "ResourceNotFoundException",
      "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"}
 )
+
+# What a call may raise that we classify; anything else is a bug and ends the task.
+AWS_ERRORS = (ClientError, BotoCoreError)
 
 THROTTLED = "throttled"
 RETRYABLE = "retryable"
@@ -103,11 +107,20 @@ def classify(code: str, status: int | None = None) -> str:
     return PERMANENT
 
 
-def classify_exception(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> tuple[str, str, str]:
+    """(kind, code, message) of an exception raised by a call; kind as :func:`classify` gives."""
     status = None
+    message = str(exc)
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return classify(error_code(exc), status)
+        message = exc.response.get("Error", {}).get("Message") or message
+    code = error_code(exc)
+    return classify(code, status), code, message
+
+
+def shorten(message: str, limit: int = 300) -> str:
+    """One line of at most `limit` characters, for error messages and failure files."""
+    return " ".join(str(message).split())[:limit]
 
 
 # ---- control plane -------------------------------------------------------------------------
@@ -175,7 +188,7 @@ def has_list_records(client) -> bool:
     return "ListRecords" in client.meta.service_model.operation_names
 
 
-def list_record_ids(client, group: str, next_token: str | None = None, max_results: int = 100,
+def list_records_page(client, group: str, next_token: str | None = None, max_results: int = 100,
                     include_soft_deleted: bool = False) -> tuple[list[str], str | None]:
     """One ListRecords page: (record ids, next token or None)."""
     kwargs: dict[str, Any] = {"FeatureGroupName": group, "MaxResults": max_results}

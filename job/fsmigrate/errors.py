@@ -1,4 +1,7 @@
-"""Errors that end the job, each with the exit code the contract gives it."""
+"""Errors that end the job, each with the exit code the contract gives it, and the unwrap of
+what an executor raised."""
+
+import re
 
 
 class MigrationError(Exception):
@@ -24,3 +27,14 @@ def from_executor(exc: Exception) -> Exception:
     if marker in text:
         return Aborted(text.split(marker, 1)[1].splitlines()[0])
     return exc
+
+
+_PY_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Aborted|BadInput): .+")
+
+
+def executor_error_line(exc: Exception) -> str:
+    """The Python error inside Spark's wrapping (the executor's traceback), else the headline."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    python = [ln for ln in lines if _PY_ERROR_LINE.match(ln)
+              and not ln.startswith(("py4j.", "org.apache.", "java."))]
+    return (python[0] if python else lines[0] if lines else type(exc).__name__)[:300]

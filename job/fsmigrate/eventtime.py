@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import datetime
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
 NS = 1_000_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # yyyy-MM-ddTHH:mm:ss[.fraction](Z|±HH:MM); the service writes Z and 0-9 fraction digits.
 _ISO = re.compile(
@@ -49,3 +51,49 @@ def instant_ns(text: str | None) -> int | None:
             return None
         return int((dec * NS).to_integral_value(rounding=ROUND_FLOOR))
     return None
+
+
+def now_ns(now: datetime | None = None) -> int:
+    """Nanoseconds since the epoch of `now` (naive means UTC; default: the current time)."""
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    delta = now - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * NS + delta.microseconds * 1000
+
+
+def ttl_seconds_for(event_time: str | None, expires_at: str | None) -> int | None:
+    """The TtlDuration (s) that gives the same ExpiresAt from the same event time on a target.
+
+    ExpiresAt = EventTime + TtlDuration, so TTL = ExpiresAt - EventTime, rounded up to whole
+    seconds (at least 1, the smallest TtlDuration). None without an ExpiresAt or when the
+    event time can't be parsed (then the target's default TTL applies; logged).
+    """
+    expires = instant_ns(expires_at)
+    event = instant_ns(event_time)
+    if expires is None or event is None:
+        return None
+    return max(1, -((event - expires) // NS))
+
+
+def format_event_time(micros: int, fractional: bool) -> str:
+    """An instant in microseconds as `yyyy-MM-ddTHH:mm:ss.ffffffZ` or `seconds.ffffff`."""
+    if fractional:
+        sign, magnitude = ("-", -micros) if micros < 0 else ("", micros)
+        secs, frac = divmod(magnitude, 1_000_000)
+        return f"{sign}{secs}.{frac:06d}"
+    dt = _EPOCH + timedelta(microseconds=micros)
+    return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+            f"{dt.second:02d}.{dt.microsecond:06d}Z")
+
+
+def now_event_time(fractional: bool) -> str:
+    return format_event_time(time.time_ns() // 1000, fractional)
+
+
+def event_time_after(stored: str, fractional: bool) -> str | None:
+    """The first whole microsecond strictly after `stored` (None when it doesn't parse)."""
+    ns = instant_ns(stored)
+    if ns is None:
+        return None
+    return format_event_time(ns // 1000 + 1, fractional)

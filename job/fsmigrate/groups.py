@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import aws
+from .aws import AwsSettings
+from .errors import Aborted, BadInput
+
 INTEGRAL = "Integral"
 FRACTIONAL = "Fractional"
 STRING = "String"
@@ -51,6 +55,12 @@ class GroupSpec:
         return tuple(s for s, on in ((ONLINE_STORE, self.online), (OFFLINE_STORE, self.offline))
                      if on)
 
+    @property
+    def is_iceberg(self) -> bool:
+        """Its offline store is an Iceberg table: files tracked by table metadata, which this
+        job neither reads nor clears."""
+        return self.offline and (self.table_format or "Glue") == "Iceberg"
+
     def feature(self, name: str) -> Feature | None:
         return next((f for f in self.features if f.name == name), None)
 
@@ -84,6 +94,21 @@ def spec_from_description(desc: dict) -> GroupSpec:
         ttl_seconds=ttl_to_seconds(online_cfg.get("TtlDuration")),
         status=desc.get("FeatureGroupStatus", "Created"),
     )
+
+
+def describe(aws_settings: AwsSettings, name: str, role: str) -> GroupSpec:
+    """The spec of a group; BadInput when it doesn't exist, Aborted when we may not look."""
+    client = aws.control_client(aws_settings)
+    try:
+        return spec_from_description(aws.describe_feature_group(client, name))
+    except Exception as exc:
+        code = aws.error_code(exc)
+        if code in ("ResourceNotFound", "ResourceNotFoundException", "ValidationException"):
+            raise BadInput(f"{role} feature group {name} not found in {aws_settings.region}: "
+                           "check the name and aws.region") from None
+        if aws.classify(code) == aws.SYSTEMIC:
+            raise Aborted(f"cannot describe {role} feature group {name}: {code}") from None
+        raise
 
 
 # ---- compatibility -------------------------------------------------------------------------
@@ -187,6 +212,21 @@ def check_compatibility(source: GroupSpec, target: GroupSpec,
             verdicts.append(FeatureVerdict(src.name, _describe(src), None, DROPPED,
                                            "not in target; not sent"))
     return Compatibility(tuple(verdicts), tuple(problems), tuple(mappings))
+
+
+def check_groups(source: GroupSpec, target: GroupSpec, missing_features: str,
+                 ttl: str) -> Compatibility:
+    """The compatibility of the pair; BadInput (table printed) when it can't be migrated."""
+    compat = check_compatibility(source, target, missing_features)
+    if not compat.ok:
+        print(compat_table(compat))
+        raise BadInput(f"{source.name} -> {target.name} is not compatible: "
+                       f"{compat.first_problem()}")
+    if ttl == "none" and target.ttl_seconds:
+        raise BadInput(f"migration.ttl: none, but {target.name} expires records "
+                       f"{target.ttl_seconds} s after their event time by default and a record "
+                       "cannot opt out: use ttl: target_default or a target without a default TTL")
+    return compat
 
 
 def compat_table(compat: Compatibility, indent: str = "") -> str:

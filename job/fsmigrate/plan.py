@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .groups import Compatibility, GroupSpec, compat_table
+
+if TYPE_CHECKING:
+    from .read import Selection
+    from .settings import Settings
 
 ACCOUNT_QUOTA_TPS = 10_000  # default per-API account quota (soft limit)
 BATCH_WRITE_ENTRIES = 25
@@ -89,6 +93,41 @@ def estimate(selected: int, write_api: str, max_tps: float | None) -> tuple[int,
     calls = math.ceil(selected / BATCH_WRITE_ENTRIES) if write_api == "batch" else selected
     rate = max_tps or ACCOUNT_QUOTA_TPS
     return calls, (selected / rate if rate else 0.0), rate
+
+
+def make_plan(settings: Settings, parallelism: int, source: GroupSpec, target: GroupSpec,
+              compat: Compatibility, selection: Selection, write_api: str,
+              filter_query: str | None, samples: list[dict[str, Any]]) -> Plan:
+    m = settings.migration
+    partitions = partition_count(selection.counts.selected, m.partition_records, parallelism)
+    calls, seconds, rate = estimate(selection.counts.selected, write_api, m.max_tps)
+    return Plan(
+        run_id=settings.run_id,
+        source=group_summary(source),
+        target=group_summary(target),
+        strategy=("online store current values" if source.online
+                  else "offline store latest state"),
+        id_source=selection.id_source,
+        id_source_reason=selection.id_source_reason or "latest row per record id",
+        target_stores=list(target.stores),
+        write_api=write_api,
+        batch_size=m.batch_size,
+        max_workers=m.max_workers,
+        max_tps=m.max_tps,
+        filter_query=filter_query,
+        resume_from=m.resume_from,
+        partitions=partitions,
+        partition_records=m.partition_records,
+        counts=selection.counts,
+        source_files=selection.files,
+        source_bytes=selection.bytes,
+        expected_api_calls=calls,
+        expected_seconds=round(seconds, 1),
+        expected_rate=rate,
+        features=compat.as_rows(),
+        samples=samples,
+        ttl=m.ttl,
+    )
 
 
 def format_plan(plan: Plan, compat: Compatibility | None = None) -> str:

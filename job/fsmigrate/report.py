@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from .plan import Plan
 from .progress import format_duration
 from .runstate import RunFolder
+
+
+@dataclass
+class Phases:
+    """Wall-clock seconds per phase, in the order they ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    _started: float = field(default_factory=time.monotonic)
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.seconds[name] = round(now - self._started, 3)
+        self._started = now
+
+
+def finish(plan: Plan, totals: dict[str, int], checkpoints_before: dict[int, dict],
+           phases: Phases, folder: RunFolder) -> int:
+    """Write report.json, print the summary; the exit code."""
+    result = build(plan, totals, checkpoints_before, phases.seconds, folder)
+    folder.write_report(result)
+    print(format_summary(result))
+    return result["exit_code"]
 
 
 def build(plan: Plan, this_run: dict[str, int], checkpoints_before: dict[int, dict],

@@ -18,11 +18,12 @@ import yaml
 
 from .aws import AwsSettings
 from .errors import BadInput
+from .sources import ID_SOURCES
+from .write import AUTO, WRITE_APIS
 
-WRITE_APIS = ("auto", "batch", "put")
+WRITE_API_CHOICES = (AUTO, *WRITE_APIS)
 MISSING_FEATURE_POLICIES = ("error", "empty")
 TTL_POLICIES = ("source", "target_default", "none")
-ID_SOURCES = ("auto", "offline", "scan")
 GROUP_NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Arguments AWS Glue passes to every job script; they are not ours to validate.
@@ -95,7 +96,8 @@ def argument_parser(prog: str = "migrate.py") -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="records per worker hand-off (default 100)")
     p.add_argument("--max-workers", type=int, help="writer threads per partition (default 4)")
     p.add_argument("--max-tps", type=float, help="records per second across the whole job")
-    p.add_argument("--write-api", choices=WRITE_APIS, help="BatchWriteRecord, PutRecord or auto")
+    p.add_argument("--write-api", choices=WRITE_API_CHOICES,
+                   help="BatchWriteRecord, PutRecord or auto")
     p.add_argument("--filter-query", metavar="SQL",
                    help="Spark SQL boolean expression on the latest state (leading WHERE allowed)")
     p.add_argument("--resume-from", metavar="RECORD_ID",
@@ -267,8 +269,8 @@ def validate(s: Settings) -> None:
         raise BadInput(f"--max-workers must be between 1 and 64, got {m.max_workers}")
     if m.max_tps is not None and not m.max_tps > 0:
         raise BadInput(f"--max-tps must be a positive number, got {m.max_tps}")
-    if m.write_api not in WRITE_APIS:
-        raise BadInput(f"migration.write_api must be one of {', '.join(WRITE_APIS)}")
+    if m.write_api not in WRITE_API_CHOICES:
+        raise BadInput(f"migration.write_api must be one of {', '.join(WRITE_API_CHOICES)}")
     if m.missing_features not in MISSING_FEATURE_POLICIES:
         raise BadInput("migration.missing_features must be 'error' or 'empty'")
     if m.ttl not in TTL_POLICIES:

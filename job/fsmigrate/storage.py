@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import urlparse
@@ -102,19 +103,56 @@ class Store:
         except FileNotFoundError:
             pass
 
+    def delete_many(self, uris: list[str]) -> None:
+        """Delete files: 1,000 keys per S3 call, a few threads locally."""
+        by_bucket: dict[str, list[str]] = {}
+        local = []
+        for uri in uris:
+            if self.local_path(uri) is None:
+                bucket, key = split_s3(uri)
+                by_bucket.setdefault(bucket, []).append(key)
+            else:
+                local.append(uri)
+        for bucket, keys in by_bucket.items():
+            aws_calls.s3_delete_keys(self._s3, bucket, keys)
+        if local:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(self.delete, local))
+
+    def remove_empty_folders(self, prefix_uri: str) -> None:
+        """Locally, the empty folders under `prefix_uri` (itself included); S3 has none."""
+        local = self.local_path(prefix_uri)
+        if local is None:
+            return
+        for folder, _dirs, _files in os.walk(local, topdown=False):
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty, or gone
+                pass
+
     def list(self, prefix_uri: str) -> list[str]:
         """URIs of the files under a folder URI, sorted; hidden temp files left out."""
+        return [uri for uri, _size in self.list_sizes(prefix_uri)]
+
+    def list_sizes(self, prefix_uri: str) -> list[tuple[str, int]]:
+        """(URI, bytes) of the files under a folder URI, sorted; hidden temp files left out."""
         local = self.local_path(prefix_uri)
         if local is None:
             bucket, key = split_s3(prefix_uri)
             key = key.rstrip("/") + "/" if key else ""
             objects = aws_calls.s3_list_objects(self._s3, bucket, key)
-            return sorted(f"s3://{bucket}/{k}" for k, _size in objects)
+            return sorted((f"s3://{bucket}/{k}", size) for k, size in objects)
         out = []
         for folder, _dirs, files in os.walk(local):
             for name in files:
                 if name.startswith(".tmp-"):
                     continue
-                rel = os.path.relpath(os.path.join(folder, name), local)
-                out.append(join(prefix_uri, rel.replace(os.sep, "/")))
+                path = os.path.join(folder, name)
+                try:
+                    size = os.path.getsize(path)
+                except FileNotFoundError:  # removed since the listing
+                    continue
+                rel = os.path.relpath(path, local)
+                out.append((join(prefix_uri, rel.replace(os.sep, "/")), size))
         return sorted(out)
+

@@ -24,7 +24,6 @@ from ..storage import Store
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class OfflineFiles:
     files: int
@@ -35,7 +34,7 @@ class OfflineFiles:
 def data_uri(spec: GroupSpec) -> str:
     if not spec.offline or not spec.offline_uri:
         raise BadInput(f"feature group {spec.name} has no offline store to read")
-    if (spec.table_format or "Glue") == "Iceberg":
+    if spec.is_iceberg:
         raise BadInput(f"feature group {spec.name} uses the Iceberg table format, which this job "
                        "does not read yet: migrate from a Glue-format offline store")
     return spec.offline_uri

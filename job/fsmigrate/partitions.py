@@ -1,0 +1,101 @@
+"""Running a function over Spark partitions from the driver: the write, the clear's deletes and
+the online read all do it the same way.
+
+* :func:`task_share`: each task's part of ``max_tps`` (the job-wide cap split across the tasks
+  that run at once);
+* :class:`Counters`: named accumulators (plus a list of notes) the tasks add to and the driver
+  reads for progress and totals;
+* :func:`watching`: live :class:`~fsmigrate.progress.Progress` around a Spark action, with the
+  one unwrap of executor errors (:func:`fsmigrate.errors.from_executor`);
+* :func:`for_each_partition`: the three together for a ``foreachPartition`` job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pyspark import AccumulatorParam, SparkContext
+
+from .errors import from_executor
+from .progress import Progress
+
+
+def task_share(max_tps: float | None, partitions: int, sc: SparkContext) -> float | None:
+    """Requests/s one task may make so that the tasks running at once stay under max_tps."""
+    if not max_tps:
+        return None
+    return max_tps / max(1, min(partitions, sc.defaultParallelism))
+
+
+class _ListParam(AccumulatorParam):
+    def zero(self, value):
+        return []
+
+    def addInPlace(self, value1, value2):  # noqa: N802 - pyspark's name
+        value1.extend(value2)
+        return value1
+
+
+class Counters:
+    """Named counters summed over the tasks, and notes (small dicts) brought back from them.
+
+    Picklable into a task's closure: tasks call :meth:`add`, the driver :meth:`snapshot`.
+    """
+
+    def __init__(self, sc: SparkContext, names: Iterable[str]) -> None:
+        self.names = tuple(names)
+        self._accumulators = {name: sc.accumulator(0) for name in self.names}
+        self._notes = sc.accumulator([], _ListParam())
+
+    def add(self, counts: dict[str, int], notes: list[dict] | None = None) -> None:
+        for name in self.names:
+            value = counts.get(name, 0)
+            if value:
+                self._accumulators[name].add(value)
+        if notes:
+            self._notes.add(notes)
+
+    def snapshot(self) -> dict[str, int]:
+        return {name: acc.value for name, acc in self._accumulators.items()}
+
+    @property
+    def notes(self) -> list[dict]:
+        return list(self._notes.value)
+
+
+@contextmanager
+def watching(counters: Counters, total: int, interval: float, phase: str | None = None,
+             done: str = "written",
+             on_error: Callable[[Exception], Exception] = from_executor) -> Iterator[None]:
+    """Progress of the Spark action run inside (counter `done` counts as done); an executor's
+    error comes out as ``on_error(exc)`` (by default our Aborted, unwrapped)."""
+
+    def snapshot() -> dict[str, int]:
+        counts = counters.snapshot()
+        counts["written"] = counts.get(done, 0)  # Progress counts "written" as done
+        return counts
+
+    with Progress(snapshot, total, interval, phase=phase):
+        try:
+            yield
+        except Exception as exc:
+            raise on_error(exc) from None
+
+
+def for_each_partition(data: Any, work: Callable[[Iterator], tuple[dict[str, int], list[dict]]],
+                       counters: Counters, total: int, interval: float, phase: str | None = None,
+                       done: str = "written",
+                       on_error: Callable[[Exception], Exception] = from_executor
+                       ) -> dict[str, int]:
+    """``work(rows) -> (counts, notes)`` on every partition of `data` (a DataFrame or an RDD);
+    the summed counts."""
+
+    def task(rows: Iterator) -> None:
+        counts, notes = work(rows)
+        counters.add(counts, notes)
+
+    with watching(counters, total, interval, phase, done, on_error):
+        data.foreachPartition(task)
+    return counters.snapshot()
