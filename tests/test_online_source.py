@@ -2,178 +2,30 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fsmigrate import aws
 from fsmigrate.aws import AwsSettings
 from fsmigrate.errors import Aborted, BadInput
-from fsmigrate.groups import Feature, GroupSpec, spec_from_description
+from fsmigrate.eventtime import NS, instant_ns
+from fsmigrate.groups import Feature, GroupSpec
 from fsmigrate.select import apply_filter
+from fsmigrate.sources import IDS_FROM_OFFLINE, IDS_FROM_SCAN
 from fsmigrate.sources.online import (
     EXPIRES_AT,
-    ID_FROM_OFFLINE,
-    ID_FROM_SCAN,
     TTL_SECONDS,
     WIRE,
-    _FetchJob,
-    fetch_partition,
-    instant_ns,
     online_schema,
     read_online,
-    ttl_seconds_for,
     typed_view,
 )
 from fsmigrate.storage import Store
+from jobtools import create_group, fv, group_spec, put_records, unique
 from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType
-
-# Spark's Python workers must be this interpreter (it has fsmigrate and boto3); read when the
-# session's SparkContext starts, so set at import (collection) time.
-
-NS = 1_000_000_000
-ROLE = "arn:aws:iam::123456789012:role/fs"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# ---- unit: time parsing and TTL ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("1970-01-01T00:00:00Z", 0),
-        ("1970-01-01T00:00:01.5Z", 1_500_000_000),
-        ("1970-01-01T00:00:01.123456789Z", 1_123_456_789),
-        ("1970-01-01T00:00:01.1234567891Z", 1_123_456_789),  # beyond ns: truncated
-        ("1970-01-01T02:00:00+02:00", 0),
-        ("2024-05-01T12:00:00Z", 1714564800 * NS),
-        ("1714564800", 1714564800 * NS),
-        ("1714564800.25", 1714564800 * NS + 250_000_000),
-        ("1714564800.000000001", 1714564800 * NS + 1),
-        ("-0.5", -500_000_000),
-        ("2024-02-30T00:00:00Z", None),
-        ("yesterday", None),
-        ("NaN", None),
-        (None, None),
-    ],
-)
-def test_instant_ns_parses_iso_and_fractional_seconds(text, expected):
-    assert instant_ns(text) == expected
-
-
-def test_ttl_seconds_reproduces_expires_at_rounding_up():
-    assert ttl_seconds_for("2024-05-01T12:00:00Z", "2024-05-03T12:00:00Z") == 172800
-    assert ttl_seconds_for("1714564800.25", "2024-05-01T12:30:00.25Z") == 1800
-    assert ttl_seconds_for("100.2", "1970-01-01T00:03:20.5Z") == 101  # 100.3 s -> 101
-    assert ttl_seconds_for("2024-05-01T12:00:00.9Z", "2024-05-01T12:00:00.95Z") == 1
-    assert ttl_seconds_for("2024-05-01T12:00:00Z", None) is None
-    assert ttl_seconds_for("garbage", "2024-05-01T12:00:00Z") is None
-
-
-# ---- unit: the per-partition fetcher with a scripted client ----------------------------------
-
-
-class ScriptedClient:
-    """Answers batch_get_record from a script of responses/exceptions; records the calls."""
-
-    def __init__(self, script):
-        self.script = list(script)
-        self.calls: list[list[str]] = []
-
-    def batch_get_record(self, Identifiers, ExpirationTimeResponse=None):  # noqa: N803
-        ids = Identifiers[0]["RecordIdentifiersValueAsString"]
-        self.calls.append(list(ids))
-        step = self.script.pop(0) if self.script else "all"
-        if isinstance(step, Exception):
-            raise step
-        if callable(step):
-            return step(ids)
-        return {"Records": [record(i) for i in ids], "Errors": [],
-                "UnprocessedIdentifiers": []}
-
-
-def record(rid, expires=None):
-    out = {"FeatureGroupName": "g", "RecordIdentifierValueAsString": rid,
-           "Record": [{"FeatureName": "id", "ValueAsString": rid},
-                      {"FeatureName": "et", "ValueAsString": "2024-05-01T12:00:00Z"}]}
-    if expires:
-        out["ExpiresAt"] = expires
-    return out
-
-
-def client_error(code, status):
-    from botocore.exceptions import ClientError
-
-    return ClientError({"Error": {"Code": code, "Message": f"{code}!"},
-                        "ResponseMetadata": {"HTTPStatusCode": status}}, "BatchGetRecord")
-
-
-JOB = _FetchJob(aws=AwsSettings(), group="g", features=(("id", False), ("et", False)),
-                event_time="et", now_ns=1714564800 * NS + NS, max_workers=2, max_attempts=4)
-
-
-def fetch(ids, client, job=JOB):
-    return list(fetch_partition(iter(ids), job, client=client, sleep=lambda s: None))
-
-
-def test_fetch_retries_errors_unprocessed_and_throttled_calls():
-    def partial(ids):  # one throttled entry, two unprocessed, the rest answered
-        return {"Records": [record(i) for i in ids[3:]],
-                "Errors": [{"FeatureGroupName": "g", "RecordIdentifierValueAsString": ids[0],
-                            "ErrorCode": "ThrottlingException", "ErrorMessage": "slow"}],
-                "UnprocessedIdentifiers": [{"FeatureGroupName": "g",
-                                            "RecordIdentifiersValueAsString": ids[1:3]}]}
-
-    client = ScriptedClient([client_error("ThrottlingException", 400),
-                             client_error("ServiceUnavailable", 503), partial])
-    ids = [f"r{i}" for i in range(5)]
-    rows = fetch(ids, client)
-    assert sorted(r[0] for r in rows) == ids
-    assert client.calls[-1] == ["r0", "r1", "r2"]
-
-
-def test_fetch_splits_into_calls_of_100_ids_and_drops_missing_ids():
-    client = ScriptedClient([lambda ids: {"Records": [record(i) for i in ids if i != "r7"],
-                                          "Errors": [], "UnprocessedIdentifiers": []}] * 3)
-    rows = fetch([f"r{i}" for i in range(250)], client)
-    assert sorted(len(c) for c in client.calls) == [50, 100, 100]
-    assert len(rows) == 249 and "r7" not in {r[0] for r in rows}
-
-
-def test_fetch_flags_expired_records_and_computes_ttl():
-    client = ScriptedClient([lambda ids: {"Records": [
-        record("old", "2024-05-01T12:00:01Z"),  # == now: expired
-        record("new", "2024-05-01T13:00:00.5Z")], "Errors": [], "UnprocessedIdentifiers": []}])
-    rows = {r[0]: r for r in fetch(["old", "new"], client)}
-    assert rows["old"][2:] == ("2024-05-01T12:00:01Z", 1, True)
-    assert rows["new"][2:] == ("2024-05-01T13:00:00.5Z", 3601, False)
-
-
-@pytest.mark.parametrize("failure", [
-    client_error("AccessForbidden", 403),
-    client_error("ValidationError", 400),
-    lambda ids: {"Records": [], "UnprocessedIdentifiers": [],
-                 "Errors": [{"FeatureGroupName": "g", "RecordIdentifierValueAsString": ids[0],
-                             "ErrorCode": "ResourceNotFound", "ErrorMessage": "gone"}]},
-])
-def test_fetch_aborts_on_systemic_and_permanent_errors(failure):
-    with pytest.raises(Aborted, match="BatchGetRecord on feature group 'g'"):
-        fetch(["a", "b"], ScriptedClient([failure]))
-
-
-def test_fetch_aborts_once_retries_make_no_progress():
-    client = ScriptedClient([client_error("ThrottlingException", 400)] * 10)
-    with pytest.raises(Aborted, match="ThrottlingException"):
-        fetch(["a"], client)
-    assert len(client.calls) == JOB.max_attempts
 
 
 def test_bad_id_source_choices_are_bad_input():
@@ -197,10 +49,6 @@ OLD = "2024-05-01T12:00:00Z"
 UPDATED = "2024-05-02T00:00:00.123456789Z"
 
 
-def fv(**values):
-    return [{"FeatureName": k, "ValueAsString": v} for k, v in values.items() if v is not None]
-
-
 @pytest.fixture(scope="module")
 def clients(emulator, boto_session):
     sm = boto_session.client("sagemaker", region_name="us-east-1", endpoint_url=emulator.url)
@@ -220,11 +68,7 @@ def source(emulator, clients):
     """40 offline+online records; 4 updated online only, 4 deleted, TTLs; one online-only id."""
     sm, fsr = clients
     name = unique("online-src")
-    sm.create_feature_group(
-        FeatureGroupName=name, RecordIdentifierFeatureName="id", EventTimeFeatureName="event_time",
-        FeatureDefinitions=[{"FeatureName": n, "FeatureType": t} for n, t in FEATURES],
-        OnlineStoreConfig={"EnableOnlineStore": True},
-        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://online-tests/fs"}}, RoleArn=ROLE)
+    create_group(sm, name, FEATURES, record_id="id", s3_uri="s3://online-tests/fs")
     now = datetime.now(UTC).replace(microsecond=0)
     for i in range(40):
         fsr.put_record(FeatureGroupName=name, Record=fv(
@@ -251,8 +95,7 @@ def source(emulator, clients):
     fsr.put_record(FeatureGroupName=name, TargetStores=["OnlineStore"], Record=fv(
         id="zz-online-only", event_time=OLD, f_int="1", f_frac="2.0"))
     emulator.flush()
-    spec = spec_from_description(aws.describe_feature_group(sm, name))
-    return spec, now
+    return group_spec(sm, name), now
 
 
 def online_truth(fsr, spec: GroupSpec, ids) -> dict[str, dict]:
@@ -292,7 +135,7 @@ def test_auto_reads_offline_ids_and_returns_the_online_state(clients, source, au
     spec, _ = source
     read, got = auto_read
     assert (read.id_source, read.id_source_reason) == (
-        ID_FROM_OFFLINE, "the source has an offline store: ids read in parallel")
+        IDS_FROM_OFFLINE, "the source has an offline store: ids read in parallel")
     assert read.ids_considered == 40  # r20..r23 are among r00..r39; deleted ids asked too
     assert read.df.schema == online_schema(spec)
     truth = online_truth(fsr, spec, sorted(set(OFFLINE_IDS)))
@@ -309,7 +152,7 @@ def test_scan_returns_the_same_rows_plus_ids_only_online(spark, settings, source
     aws_settings, store = settings
     _, auto = auto_read
     scan = read_online(spark, spec, store, aws_settings, id_source="scan", max_workers=2)
-    assert (scan.id_source, scan.id_source_reason) == (ID_FROM_SCAN, "migration.id_source: scan")
+    assert (scan.id_source, scan.id_source_reason) == (IDS_FROM_SCAN, "migration.id_source: scan")
     got = rows_by_id(scan.df)
     assert scan.ids_considered == len(got) == len(auto) + 1
     assert {k: v for k, v in got.items() if k != "zz-online-only"} == auto
@@ -368,32 +211,20 @@ def test_inmemory_source_is_scanned_with_lists_intact(spark, emulator, clients, 
     sm, fsr = clients
     aws_settings, store = settings
     name = unique("online-mem")
-    sm.create_feature_group(
-        FeatureGroupName=name, RecordIdentifierFeatureName="id", EventTimeFeatureName="ts",
-        FeatureDefinitions=[{"FeatureName": "id", "FeatureType": "String"},
-                            {"FeatureName": "ts", "FeatureType": "Fractional"},
-                            {"FeatureName": "tags", "FeatureType": "String",
-                             "CollectionType": "List"},
-                            {"FeatureName": "score", "FeatureType": "Fractional"}],
-        OnlineStoreConfig={"EnableOnlineStore": True, "StorageType": "InMemory",
-                           "TtlDuration": {"Unit": "Days", "Value": 30}}, RoleArn=ROLE)
+    create_group(sm, name, [("id", "String"), ("ts", "Fractional"), ("tags", "String", "List"),
+                            ("score", "Fractional")], offline=False, storage="InMemory",
+                 ttl={"Unit": "Days", "Value": 30}, record_id="id", event_time="ts")
     base = int(datetime.now(UTC).timestamp()) - 1000
-    entries = []
-    for i in range(130):  # two ListRecords pages
-        tags = [] if i == 5 else ["a", "", "x, y", f"t{i}"][: 1 + i % 4]
-        values = [{"FeatureName": "id", "ValueAsString": f"m{i:03d}"},
-                  {"FeatureName": "ts", "ValueAsString": f"{base + i}.25"},
-                  {"FeatureName": "tags", "ValueAsStringList": tags}]
-        if i % 3:
-            values.append({"FeatureName": "score", "ValueAsString": "0.10"})
-        entries.append({"FeatureGroupName": name, "Record": values})
-    for start in range(0, len(entries), 25):
-        fsr.batch_write_record(Entries=entries[start:start + 25])
-    spec = spec_from_description(aws.describe_feature_group(sm, name))
+    put_records(fsr, name, [  # two ListRecords pages
+        fv(id=f"m{i:03d}", ts=f"{base + i}.25",
+           tags=[] if i == 5 else ["a", "", "x, y", f"t{i}"][: 1 + i % 4],
+           score="0.10" if i % 3 else None)
+        for i in range(130)])
+    spec = group_spec(sm, name)
 
     asked_before = asked_ids(emulator)
     read = read_online(spark, spec, store, aws_settings, ids_per_partition=40)
-    assert (read.id_source, read.id_source_reason) == (ID_FROM_SCAN,
+    assert (read.id_source, read.id_source_reason) == (IDS_FROM_SCAN,
                                                        "online-only source (InMemory)")
     assert read.df.schema["tags"].dataType == ArrayType(StringType())
     got = rows_by_id(read.df)
@@ -416,36 +247,23 @@ def test_inmemory_source_is_scanned_with_lists_intact(spark, emulator, clients, 
 
 def make_plain_group(sm, fsr, prefix: str, count: int, offline: bool = False) -> GroupSpec:
     name = unique(prefix)
-    extra = {"OfflineStoreConfig": {"S3StorageConfig": {"S3Uri": "s3://online-tests/fs"}}} \
-        if offline else {}
-    sm.create_feature_group(
-        FeatureGroupName=name, RecordIdentifierFeatureName="id", EventTimeFeatureName="et",
-        FeatureDefinitions=[{"FeatureName": "id", "FeatureType": "Integral"},
-                            {"FeatureName": "et", "FeatureType": "String"},
-                            {"FeatureName": "v", "FeatureType": "String"}],
-        OnlineStoreConfig={"EnableOnlineStore": True}, RoleArn=ROLE, **extra)
-    entries = [{"FeatureGroupName": name, "Record": [
-        {"FeatureName": "id", "ValueAsString": str(i)},
-        {"FeatureName": "et", "ValueAsString": OLD},
-        {"FeatureName": "v", "ValueAsString": f"v{i}"}]} for i in range(count)]
-    for start in range(0, count, 25):
-        fsr.batch_write_record(Entries=entries[start:start + 25])
-    return spec_from_description(aws.describe_feature_group(sm, name))
+    create_group(sm, name, [("id", "Integral"), ("et", "String"), ("v", "String")],
+                 offline=offline, record_id="id", event_time="et", s3_uri="s3://online-tests/fs")
+    put_records(fsr, name, [fv(id=str(i), et=OLD, v=f"v{i}") for i in range(count)])
+    return group_spec(sm, name)
 
 
 def test_throttling_and_unprocessed_ids_still_return_every_record(spark, emulator, clients,
-                                                                   settings):
+                                                                   settings, faults):
     sm, fsr = clients
     aws_settings, store = settings
     spec = make_plain_group(sm, fsr, "online-throttle", 700)
     before = emulator.stats()["throttled"]
-    emulator.faults(throttle_tps=8, unprocessed_get_rate=0.2, seed=11)
-    try:
-        read = read_online(spark, spec, store, aws_settings, id_source="scan",
-                           ids_per_partition=350, max_workers=4)
-        got = rows_by_id(read.df)
-    finally:
-        emulator.faults()
+    faults(throttle_tps=8, unprocessed_get_rate=0.2, seed=11)
+    read = read_online(spark, spec, store, aws_settings, id_source="scan",
+                       ids_per_partition=350, max_workers=4)
+    got = rows_by_id(read.df)
+    faults()
     assert emulator.stats()["throttled"] > before
     assert read.ids_considered == len(got) == read.records == 700
     assert got["699"] == {"id": "699", "et": OLD, "v": "v699", EXPIRES_AT: None,

@@ -1,0 +1,64 @@
+"""Event times as the service writes them: parsing, TTLs, and the event times of deletes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fsmigrate.eventtime import (
+    NS,
+    event_time_after,
+    instant_ns,
+    now_event_time,
+    ttl_seconds_for,
+)
+
+# ---- parsing and TTL ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1970-01-01T00:00:00Z", 0),
+        ("1970-01-01T00:00:01.5Z", 1_500_000_000),
+        ("1970-01-01T00:00:01.123456789Z", 1_123_456_789),
+        ("1970-01-01T00:00:01.1234567891Z", 1_123_456_789),  # beyond ns: truncated
+        ("1970-01-01T02:00:00+02:00", 0),
+        ("2024-05-01T12:00:00Z", 1714564800 * NS),
+        ("1714564800", 1714564800 * NS),
+        ("1714564800.25", 1714564800 * NS + 250_000_000),
+        ("1714564800.000000001", 1714564800 * NS + 1),
+        ("-0.5", -500_000_000),
+        ("2024-02-30T00:00:00Z", None),
+        ("yesterday", None),
+        ("NaN", None),
+        (None, None),
+    ],
+)
+def test_instant_ns_parses_iso_and_fractional_seconds(text, expected):
+    assert instant_ns(text) == expected
+
+
+def test_ttl_seconds_reproduces_expires_at_rounding_up():
+    assert ttl_seconds_for("2024-05-01T12:00:00Z", "2024-05-03T12:00:00Z") == 172800
+    assert ttl_seconds_for("1714564800.25", "2024-05-01T12:30:00.25Z") == 1800
+    assert ttl_seconds_for("100.2", "1970-01-01T00:03:20.5Z") == 101  # 100.3 s -> 101
+    assert ttl_seconds_for("2024-05-01T12:00:00.9Z", "2024-05-01T12:00:00.95Z") == 1
+    assert ttl_seconds_for("2024-05-01T12:00:00Z", None) is None
+    assert ttl_seconds_for("garbage", "2024-05-01T12:00:00Z") is None
+
+
+def test_event_times_for_deletes():
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", now_event_time(False))
+    assert re.fullmatch(r"\d{10}\.\d{6}", now_event_time(True))
+    # the first whole microsecond strictly after the stored instant, in the same family
+    assert event_time_after("2099-12-31T23:59:59.123456789Z", False) == \
+        "2099-12-31T23:59:59.123457Z"
+    assert event_time_after("2099-12-31T23:59:59.123456Z", False) == "2099-12-31T23:59:59.123457Z"
+    assert event_time_after("2099-12-31T23:59:59Z", False) == "2099-12-31T23:59:59.000001Z"
+    assert event_time_after("2099-12-31T23:59:59.999999Z", False) == "2100-01-01T00:00:00.000000Z"
+    assert event_time_after("4102444800.5", True) == "4102444800.500001"
+    assert event_time_after("4102444800", True) == "4102444800.000001"
+    assert event_time_after("not a time", False) is None
+
+

@@ -1,0 +1,59 @@
+"""The partition harness: the rate share, counters summed over tasks, executor errors."""
+
+from __future__ import annotations
+
+import pytest
+from fsmigrate.errors import Aborted
+from fsmigrate.partitions import Counters, for_each_partition, task_share
+
+
+def test_task_share_splits_max_tps_over_the_tasks_running_at_once(spark):
+    sc = spark.sparkContext  # 4 cores in the test session
+    assert task_share(None, 10, sc) is None
+    assert task_share(100.0, 10, sc) == 25.0
+    assert task_share(100.0, 2, sc) == 50.0  # fewer partitions than cores
+    assert task_share(100.0, 0, sc) == 100.0
+
+
+def test_counters_and_notes_come_back_from_every_partition(spark):
+    sc = spark.sparkContext
+    counters = Counters(sc, ("seen", "odd"))
+
+    def work(rows):
+        values = [row for row in rows]
+        odd = [v for v in values if v % 2]
+        return {"seen": len(values), "odd": len(odd)}, [{"first_odd": odd[0]}] if odd else []
+
+    totals = for_each_partition(sc.parallelize(range(100), 5), work, counters, 100, 60.0,
+                                done="seen")
+    assert totals == {"seen": 100, "odd": 50}
+    assert len(counters.notes) == 5
+    assert sorted(n["first_odd"] for n in counters.notes) == [1, 21, 41, 61, 81]
+
+
+def test_our_aborted_comes_back_from_an_executor_as_itself(spark):
+    sc = spark.sparkContext
+
+    def work(rows):
+        raise Aborted("PutRecord on feature group 'g' failed with AccessForbidden: no")
+
+    with pytest.raises(Aborted) as info:
+        for_each_partition(sc.parallelize(range(4), 2), work, Counters(sc, ("n",)), 4, 60.0)
+    assert str(info.value) == "PutRecord on feature group 'g' failed with AccessForbidden: no"
+
+
+def test_other_executor_errors_go_to_on_error(spark):
+    sc = spark.sparkContext
+
+    def work(rows):
+        raise KeyError("boom")
+
+    with pytest.raises(RuntimeError, match="^wrapped: KeyError: 'boom'$"):
+        for_each_partition(sc.parallelize(range(4), 2), work, Counters(sc, ("n",)), 4, 60.0,
+                           on_error=lambda exc: RuntimeError(f"wrapped: {_line(exc)}"))
+
+
+def _line(exc: Exception) -> str:
+    from fsmigrate.errors import executor_error_line
+
+    return executor_error_line(exc)
