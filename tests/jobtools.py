@@ -203,6 +203,14 @@ def list_online_ids(fsr, group: str, include_soft_deleted: bool = False) -> set[
             return ids
 
 
+def offline_dir(emulator, sm, group: str) -> Path:
+    """The local folder of a group's offline store (its ResolvedOutputS3Uri)."""
+    uri = sm.describe_feature_group(FeatureGroupName=group)["OfflineStoreConfig"][
+        "S3StorageConfig"]["ResolvedOutputS3Uri"]
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return emulator.data_dir / bucket / key
+
+
 def op_stats(emulator, op: str) -> dict:
     """The emulator's counters of one operation (requests, records, errors by code)."""
     return emulator.stats()["operations"].get(op, {"requests": 0, "records": 0, "errors": {}})

@@ -40,17 +40,13 @@ def source(emulator):
     return summary, expected_latest(rows)
 
 
-def create_target(sm, name: str, definitions=None) -> None:
-    create_group(sm, name, definitions or feature_definitions(SPEC))
-
-
 def write_ops(emulator) -> int:
     return op_total(emulator, ("PutRecord", "BatchWriteRecord"))
 
 
 def test_full_migration_matches_the_latest_state(source, emulator, sm, fsr, tmp_path):
     summary, expected = source
-    create_target(sm, "e2e-full")
+    create_group(sm, "e2e-full", feature_definitions(SPEC))
     conf = write_conf(tmp_path / "c.yaml", emulator)
     done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-full",
                          "--run-id", "full"])
@@ -73,7 +69,7 @@ def test_full_migration_matches_the_latest_state(source, emulator, sm, fsr, tmp_
 
 def test_filtered_run_with_put_record(source, emulator, sm, fsr, tmp_path):
     _, expected = source
-    create_target(sm, "e2e-filtered")
+    create_group(sm, "e2e-filtered", feature_definitions(SPEC))
     conf = write_conf(tmp_path / "c.yaml", emulator)
     done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-filtered",
                          "--filter-query", "WHERE segment = 'gold' AND age >= 30",
@@ -91,7 +87,7 @@ def test_filtered_run_with_put_record(source, emulator, sm, fsr, tmp_path):
 
 def test_dry_run_writes_nothing(source, emulator, sm, fsr, tmp_path):
     _, expected = source
-    create_target(sm, "e2e-dry")
+    create_group(sm, "e2e-dry", feature_definitions(SPEC))
     conf = write_conf(tmp_path / "c.yaml", emulator)
     writes_before = write_ops(emulator)
     done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-dry",
@@ -111,7 +107,7 @@ def test_dry_run_writes_nothing(source, emulator, sm, fsr, tmp_path):
 def test_incompatible_target_exits_2_and_writes_nothing(source, emulator, sm, fsr, tmp_path):
     definitions = [dict(d, FeatureType="Integral") if d["FeatureName"] == "country" else d
                    for d in feature_definitions(SPEC)]
-    create_target(sm, "e2e-incompatible", definitions=definitions)
+    create_group(sm, "e2e-incompatible", definitions)
     conf = write_conf(tmp_path / "c.yaml", emulator)
     writes_before = write_ops(emulator)
     done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-incompatible"])
@@ -150,7 +146,7 @@ def test_executors_import_the_package_the_job_ships(source, emulator, sm, fsr, t
     bare_python.chmod(0o755)
     probe = subprocess.run([str(bare_python), "-c", "import fsmigrate"], capture_output=True)
     assert probe.returncode != 0  # really cannot see the installed package
-    create_target(sm, "e2e-shipped")
+    create_group(sm, "e2e-shipped", feature_definitions(SPEC))
     conf = write_conf(tmp_path / "c.yaml", emulator)
     done = spark_submit(["--conf", str(conf), "--source", SOURCE, "--target", "e2e-shipped",
                          "--filter-query", "segment = 'silver'"],
@@ -166,7 +162,7 @@ def test_dry_run_plan_is_carried_out_by_resume_with_its_clear(source, emulator, 
     """A reviewed dry-run plan runs as planned with --resume; its --clear-target still needs
     a confirmation, since the dry run never asked for one."""
     _, expected = source
-    create_target(sm, "e2e-planned")
+    create_group(sm, "e2e-planned", feature_definitions(SPEC))
     stale = {"record_id": "zz-stale", "event_time": "2030-01-01T00:00:00Z", "age": "1"}
     fsr.put_record(FeatureGroupName="e2e-planned",
                    Record=[{"FeatureName": k, "ValueAsString": v} for k, v in stale.items()])
@@ -193,7 +189,7 @@ def test_dry_run_plan_is_carried_out_by_resume_with_its_clear(source, emulator, 
 def test_sagemaker_fs_cli_runs_the_same_job_in_local_spark(source, emulator, sm, fsr, tmp_path):
     """The seed's shape, `sagemaker-fs migrate SRC TGT [options]`, starts its own local Spark."""
     _, expected = source
-    create_target(sm, "e2e-cli")
+    create_group(sm, "e2e-cli", feature_definitions(SPEC))
     conf = write_conf(tmp_path / "c.yaml", emulator)
     cli = Path(sys.executable).parent / "sagemaker-fs"
     done = subprocess.run(

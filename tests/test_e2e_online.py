@@ -5,14 +5,15 @@ over, and --clear-target. Expected states are read back from the emulator with b
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from jobtools import (
     create_group,
     expected_latest,
+    fv,
     list_online_ids,
     mismatches,
+    offline_dir,
     offline_rows,
     online_state,
     op_total,
@@ -33,32 +34,11 @@ DELETE_TIME = "2024-06-02T00:00:00Z"
 
 # ---- helpers -----------------------------------------------------------------------------------
 
-def op_count(emulator, op: str, key: str = "requests") -> int:
-    return op_total(emulator, (op,), key)
-
-
 def runtime_errors(emulator) -> dict[str, int]:
     out: dict[str, int] = {}
     for op, entry in emulator.stats()["operations"].items():
         for code, n in entry.get("errors", {}).items():
             out[f"{op}:{code}"] = n
-    return out
-
-
-def offline_dir(emulator, sm, group: str) -> Path:
-    uri = sm.describe_feature_group(FeatureGroupName=group)["OfflineStoreConfig"][
-        "S3StorageConfig"]["ResolvedOutputS3Uri"]
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return emulator.data_dir / bucket / key
-
-
-def fv(**values) -> list[dict]:
-    out = []
-    for name, value in values.items():
-        if value is None:
-            continue
-        key = "ValueAsStringList" if isinstance(value, list) else "ValueAsString"
-        out.append({"FeatureName": name, key: value})
     return out
 
 
@@ -266,7 +246,8 @@ def test_clear_target(both_source, emulator, sm, fsr, tmp_path):
     assert all(f.exists() for f in old_files)
 
     # (c) --dry-run: says what it would delete, deletes (and writes) nothing
-    deletes, writes = op_count(emulator, "DeleteRecord"), op_count(emulator, "BatchWriteRecord")
+    deletes = op_total(emulator, ("DeleteRecord",))
+    writes = op_total(emulator, ("BatchWriteRecord",))
     done = migrate(emulator, conf, SOURCE, target, "--clear-target", "--dry-run",
                    "--run-id", "clear-dry")
     assert done.returncode == 0, output(done)[-3000:]
@@ -274,8 +255,8 @@ def test_clear_target(both_source, emulator, sm, fsr, tmp_path):
             in done.stdout)
     clear_plan = plan_of(emulator, "clear-dry")["clear_target"]
     assert (clear_plan["online_records"], clear_plan["offline_objects"]) == (50, len(old_files))
-    assert op_count(emulator, "DeleteRecord") == deletes
-    assert op_count(emulator, "BatchWriteRecord") == writes
+    assert op_total(emulator, ("DeleteRecord",)) == deletes
+    assert op_total(emulator, ("BatchWriteRecord",)) == writes
     assert online_state(fsr, target) == before
     assert all(f.exists() for f in old_files)
 

@@ -45,10 +45,6 @@ def source(emulator):
 
 # ---- helpers -----------------------------------------------------------------------------------
 
-def create_target(sm, name: str, definitions=None) -> None:
-    create_group(sm, name, definitions or feature_definitions(SPEC))
-
-
 def checkpoints_of(emulator, run_id: str) -> dict[int, dict]:
     folder = run_dir(emulator, run_id) / "checkpoints"
     return {int(p.stem.split("-")[1]): json.loads(p.read_text())
@@ -86,7 +82,7 @@ def wait_until_quiet(emulator, quiet_s: float, timeout_s: float = 60) -> None:
 def test_kill_and_resume(source, emulator, sm, fsr, tmp_path):
     _, expected = source
     target, run_id = "e2e-resume-tgt", "killed"
-    create_target(sm, target)
+    create_group(sm, target, feature_definitions(SPEC))
     conf = write_conf(tmp_path / "c.yaml", emulator)
     args = ["--conf", str(conf), "--source", SOURCE, "--target", target]
     checkpoint_dir = run_dir(emulator, run_id) / "checkpoints"
@@ -144,7 +140,7 @@ def test_kill_and_resume(source, emulator, sm, fsr, tmp_path):
 def test_retry_failures(source, emulator, sm, fsr, tmp_path):
     _, expected = source
     target = "e2e-retry-tgt"
-    create_target(sm, target)
+    create_group(sm, target, feature_definitions(SPEC))
     conf = write_conf(tmp_path / "c.yaml", emulator, max_attempts=2)
     args = ["--conf", str(conf), "--source", SOURCE, "--target", target]
     emulator.faults(error_rate=0.7, seed=5)  # ~half the calls fail twice in a row
@@ -193,7 +189,7 @@ def test_resume_from_uses_string_order_of_ids(emulator, sm, fsr, tmp_path):
     want = {rid: row for rid, row in expected.items() if rid > cut}
     assert "1000" not in want and "6" in want and 0 < len(want) < len(expected)
     target = "e2e-rfrom-tgt"
-    create_target(sm, target, feature_definitions(spec))
+    create_group(sm, target, feature_definitions(spec))
     conf = write_conf(tmp_path / "c.yaml", emulator)
     done = spark_submit(["--conf", str(conf), "--source", spec.group, "--target", target,
                          "--resume-from", cut, "--run-id", "rfrom"])
