@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 from fsmigrate.errors import Aborted
-from fsmigrate.partitions import Counters, for_each_partition, task_share
+from fsmigrate.partitions import Counters, for_each_partition, partition_count, task_share
+
+
+def test_partition_count_bounds_partitions_and_keeps_every_core_busy():
+    assert partition_count(0, 5000, 4) == 1
+    assert partition_count(50_000, 5000, 4) == 10  # by size
+    assert partition_count(1000, 5000, 4) == 4  # at least one per core...
+    assert partition_count(150, 5000, 4) == 2  # ...but not fewer than ~100 records each
 
 
 def test_task_share_splits_max_tps_over_the_tasks_running_at_once(spark):

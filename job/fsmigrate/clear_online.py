@@ -22,8 +22,7 @@ from .errors import Aborted, executor_error_line, from_executor
 from .eventtime import event_time_after, instant_ns, now_event_time
 from .groups import FRACTIONAL, ONLINE_STORE, GroupSpec
 from .parallel import bounded_map
-from .partitions import Counters, for_each_partition, task_share
-from .plan import partition_count
+from .partitions import Counters, for_each_partition, partition_count, task_share
 from .settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
 """Running a function over Spark partitions from the driver: the write, the clear's deletes and
 the online read all do it the same way.
 
+* :func:`partition_count`: how many partitions for so many records;
 * :func:`task_share`: each task's part of ``max_tps`` (the job-wide cap split across the tasks
   that run at once);
 * :class:`Counters`: named accumulators (plus a list of notes) the tasks add to and the driver
@@ -12,6 +13,7 @@ the online read all do it the same way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +22,14 @@ from pyspark import AccumulatorParam, SparkContext
 
 from .errors import from_executor
 from .progress import Progress
+
+
+def partition_count(selected: int, partition_records: int, parallelism: int) -> int:
+    """Bounded partitions (progress and resume are per partition), at least one per core."""
+    by_size = math.ceil(selected / partition_records) if selected else 1
+    if by_size >= parallelism:
+        return by_size
+    return max(1, min(parallelism, math.ceil(selected / 100)))
 
 
 def task_share(max_tps: float | None, partitions: int, sc: SparkContext) -> float | None:

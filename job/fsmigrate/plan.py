@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .groups import Compatibility, GroupSpec, compat_table
+from .partitions import partition_count
 
 if TYPE_CHECKING:
     from .read import Selection
@@ -72,14 +73,6 @@ def group_summary(spec: GroupSpec) -> dict[str, Any]:
             "offline_uri": spec.offline_uri, "table_format": spec.table_format,
             "record_id": spec.record_id, "event_time": spec.event_time,
             "features": len(spec.features), "ttl_seconds": spec.ttl_seconds}
-
-
-def partition_count(selected: int, partition_records: int, parallelism: int) -> int:
-    """Bounded partitions (progress and resume are per partition), at least one per core."""
-    by_size = math.ceil(selected / partition_records) if selected else 1
-    if by_size >= parallelism:
-        return by_size
-    return max(1, min(parallelism, math.ceil(selected / 100)))
 
 
 def shuffle_partitions(rows: int, parallelism: int, rows_per_partition: int = 500_000) -> int:

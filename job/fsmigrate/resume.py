@@ -12,7 +12,8 @@ from pyspark.sql.types import LongType
 from . import aws, report
 from .errors import BadInput
 from .groups import describe
-from .plan import Counts, Plan, format_plan, partition_count
+from .partitions import partition_count
+from .plan import Counts, Plan, format_plan
 from .read import sample_records, wire_schema
 from .runstate import RunFolder
 from .settings import Settings
