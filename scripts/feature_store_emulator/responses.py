@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
@@ -60,6 +61,9 @@ class App:
     def __init__(self, backend: FeatureStoreBackend, log_requests: bool = False):
         self.backend = backend
         self.faults = Faults()
+        # per batch entry: hand it back unprocessed? (an injected fault)
+        self.unprocessed_get = partial(self.faults.draw, "unprocessed_get_rate")
+        self.unprocessed_write = partial(self.faults.draw, "unprocessed_rate")
         self.stats = Stats()
         self.log_requests = log_requests
         self.closing = False
@@ -173,32 +177,28 @@ class App:
 
     def batch_get_record(self, region: str, _name: str | None, req: dict) -> dict:
         idents = req.get("Identifiers")
-        out = self.backend.batch_get_record(
-            region, idents, req.get("ExpirationTimeResponse"),
-            unprocessed=lambda: self.faults.draw("unprocessed_get_rate"))
-        op, stats = "BatchGetRecord", self.stats
-        stats.add(op, "identifiers", sum(len(i["RecordIdentifiersValueAsString"])
-                                         for i in idents))
-        stats.add(op, "records", len(out["Records"]))
-        stats.add(op, "unprocessed", sum(len(u["RecordIdentifiersValueAsString"])
-                                         for u in out["UnprocessedIdentifiers"]))
-        self._entry_errors(op, out["Errors"])
+        out = self.backend.batch_get_record(region, idents, req.get("ExpirationTimeResponse"),
+                                            self.unprocessed_get)
+        ids = "RecordIdentifiersValueAsString"
+        self._count_batch("BatchGetRecord", out["Errors"],
+                          identifiers=sum(len(i[ids]) for i in idents),
+                          records=len(out["Records"]),
+                          unprocessed=sum(len(u[ids]) for u in out["UnprocessedIdentifiers"]))
         return out
 
     def batch_write_record(self, region: str, _name: str | None, req: dict) -> dict:
         entries = req.get("Entries")
-        out = self.backend.batch_write_record(
-            region, entries, req.get("TtlDuration"),
-            unprocessed=lambda: self.faults.draw("unprocessed_rate"))
-        op, stats = "BatchWriteRecord", self.stats
+        out = self.backend.batch_write_record(region, entries, req.get("TtlDuration"),
+                                              self.unprocessed_write)
         left, errors = len(out["UnprocessedEntries"]), out["Errors"]
-        stats.add(op, "entries", len(entries))
-        stats.add(op, "records", len(entries) - left - len(errors))
-        stats.add(op, "unprocessed", left)
-        self._entry_errors(op, errors)
+        self._count_batch("BatchWriteRecord", errors, entries=len(entries),
+                          records=len(entries) - left - len(errors), unprocessed=left)
         return out
 
-    def _entry_errors(self, op: str, errors: list[dict]) -> None:
+    def _count_batch(self, op: str, errors: list[dict], **counts: int) -> None:
+        """A batch call's counters, then each entry error by its code."""
+        for key, n in counts.items():
+            self.stats.add(op, key, n)
         for e in errors:
             self.stats.add(op, "entry_errors")
             self.stats.error(op, e["ErrorCode"])
