@@ -5,13 +5,7 @@ from __future__ import annotations
 import glob
 import os
 
-from emulator_helpers import (
-    create_group,
-    error_of,
-    get,
-    offline_dir,
-    rec,
-)
+from emulator_helpers import create_group, error_of, get, offline_dir, rec
 
 
 def test_stats_count_operations_and_errors(emulator, sm, fsr):

@@ -8,11 +8,7 @@ import os
 import time
 
 import pytest
-from emulator_helpers import (
-    create_group,
-    offline_dir,
-    rec,
-)
+from emulator_helpers import create_group, offline_dir, rec
 
 
 def test_timer_flush(sm, fsr, emulator):

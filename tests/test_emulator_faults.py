@@ -6,15 +6,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from emulator_helpers import (
-    as_dict,
-    create_group,
-    error_of,
-    get,
-    listed,
-    raw_client,
-    rec,
-)
+from emulator_helpers import as_dict, create_group, error_of, get, listed, raw_client, rec
 
 
 @pytest.fixture

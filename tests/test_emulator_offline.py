@@ -7,13 +7,7 @@ import glob
 import os
 from datetime import UTC, datetime
 
-from emulator_helpers import (
-    FILE_RE,
-    create_group,
-    offline_dir,
-    read_offline,
-    rec,
-)
+from emulator_helpers import FILE_RE, create_group, offline_dir, read_offline, rec
 
 
 def test_delete_markers_in_offline_files(sm, fsr, spark, emulator):
@@ -65,3 +59,38 @@ def test_spark_reads_offline_store(sm, fsr, spark, emulator):
     names = sorted(os.path.basename(f) for f in files)
     assert len(names) == 2 and all(FILE_RE.fullmatch(n) for n in names)
     assert names[0].startswith("20240229T235959Z_") and names[1].startswith("20240301T050001Z_")
+
+
+def test_layout_writer_partitions_by_event_hour(tmp_path):
+    """offline_layout.write_table directly (the emulator's flush and seed_data.py share it)."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from feature_store_emulator import offline_layout
+
+    hour = 3600 * 10**9
+    # two rows before 1970 (a negative instant floors into the previous hour), five in one hour
+    event_ns = [-1, -hour, 5, hour - 1, 7, 3, 2]
+    write_us = [9, 8, 7, 6, 5, 1, 1]  # within an hour, files keep write_time order (stable)
+    schema = offline_layout.schema([("id", "String"), ("t", "Fractional")])
+    table = pa.Table.from_arrays([
+        pa.array([str(i) for i in range(7)]), pa.array([ns / 1e9 for ns in event_ns]),
+        pa.array(write_us, pa.int64()).view(offline_layout.TIMESTAMP),
+        pa.array(write_us, pa.int64()).view(offline_layout.TIMESTAMP),
+        pa.array([False] * 7)], schema=schema)
+    paths = offline_layout.write_table(table, pa.array(event_ns), tmp_path / "data",
+                                       random.Random(1), rows_per_file=2)
+    layout = [p.relative_to(tmp_path / "data").as_posix().rsplit("_", 1)[0] for p in paths]
+    assert layout == ["year=1969/month=12/day=31/hour=23/19691231T235959Z",
+                      "year=1970/month=01/day=01/hour=00/19700101T000000Z",
+                      "year=1970/month=01/day=01/hour=00/19700101T000000Z",
+                      "year=1970/month=01/day=01/hour=00/19700101T005959Z"]
+    # 5 rows in hour 0 with at most 2 per file: 3 files of about equal size
+    assert [pq.read_table(p).column("id").to_pylist() for p in paths] == [
+        ["1", "0"], ["5"], ["6", "4"], ["3", "2"]]
+    assert all(FILE_RE.fullmatch(p.name) for p in paths)
+    assert not list((tmp_path / "data").rglob(".*"))  # no temporary files left
+    again = offline_layout.write_table(table, pa.array(event_ns), tmp_path / "again",
+                                       random.Random(1), rows_per_file=2)
+    assert [p.name for p in again] == [p.name for p in paths]  # a seeded rng: same names

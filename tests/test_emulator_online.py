@@ -6,15 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from emulator_helpers import (
-    create_group,
-    error_of,
-    get,
-    listed,
-    raw_client,
-    read_offline,
-    rec,
-)
+from emulator_helpers import create_group, error_of, get, listed, raw_client, read_offline, rec
 
 
 @pytest.fixture

@@ -9,12 +9,7 @@ import urllib.request
 
 import pytest
 from botocore.config import Config
-from emulator_helpers import (
-    create_group,
-    error_of,
-    rec,
-    uniq,
-)
+from emulator_helpers import create_group, error_of, rec, uniq
 
 
 def test_region_comes_from_the_credential_scope(emulator, boto_session, sm):
