@@ -36,9 +36,9 @@ Feature definitions (22, in this order; names are stable, tests refer to them):
     longitude          Fractional  -180..180
 
 Offline rows (DESIGN.md §2): the features above in definition order, then `write_time` and
-`api_invocation_time` (timestamp[us, tz=UTC]) and `is_deleted` (bool), in files
-`<ResolvedOutputS3Uri mapped to local_root>/year=YYYY/month=MM/day=DD/hour=HH/
-<YYYYMMDDTHHMMSSZ of the latest event in the file>_<16 alnum>.parquet`, partitioned by event time.
+`api_invocation_time` (timestamp[us, tz=UTC]) and `is_deleted` (bool), written by the
+emulator's own writer (feature_store_emulator/offline_layout.py) under the group's
+ResolvedOutputS3Uri mapped to local_root, partitioned by event-time hour.
 
 What the data contains (all drawn from `random.Random(seed)`: same spec, same rows and files):
 - every record has 1..versions versions, spread over `days` days from `start`;
@@ -64,7 +64,6 @@ import json
 import os
 import random
 import shutil
-import string
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -75,13 +74,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from feature_store_emulator import offline_layout
+from feature_store_emulator.offline_layout import floor_div
 
 RECORD_ID = "record_id"
 EVENT_TIME = "event_time"
 INTEGRAL, FRACTIONAL, STRING = "Integral", "Fractional", "String"
 STORES = ("offline", "online", "both")
-META_COLUMNS = ("write_time", "api_invocation_time", "is_deleted")
 DEFAULT_START = "2024-01-01T00:00:00Z"
 DEFAULT_ROLE = "arn:aws:iam::123456789012:role/SageMakerFeatureStoreRole"
 
@@ -114,11 +113,8 @@ VALUE_FEATURES: tuple[tuple[str, str, tuple], ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = (RECORD_ID, EVENT_TIME) + tuple(f[0] for f in VALUE_FEATURES)
 
-_ARROW_TYPES = {INTEGRAL: pa.int64(), FRACTIONAL: pa.float64(), STRING: pa.string()}
-_TS = pa.timestamp("us", tz="UTC")
+_TS = offline_layout.TIMESTAMP
 _NS = 1_000_000_000
-_HOUR_NS = 3600 * _NS
-_ALNUM = string.ascii_letters + string.digits
 
 
 class SeedError(Exception):
@@ -253,10 +249,7 @@ def feature_definitions(spec: SeedSpec) -> list[dict[str, str]]:
 
 
 def offline_schema(spec: SeedSpec) -> pa.Schema:
-    fields = [pa.field(n, _ARROW_TYPES[t]) for n, t in feature_types(spec)]
-    fields += [pa.field("write_time", _TS), pa.field("api_invocation_time", _TS),
-               pa.field("is_deleted", pa.bool_())]
-    return pa.schema(fields)
+    return offline_layout.schema(feature_types(spec))
 
 
 # ---- vectorised helpers --------------------------------------------------------------------
@@ -292,23 +285,15 @@ def _mod(values: pa.Array, divisor: int) -> pa.Array:
     return pc.subtract(values, pc.multiply(pc.divide(values, divisor), divisor))
 
 
-def _floor_div(values: pa.Array, divisor: int) -> pa.Array:
-    """Floor division for int64 values that may be negative."""
-    quotient = pc.divide(values, divisor)  # truncates toward zero
-    negative_rest = pc.and_(pc.less(values, 0),
-                            pc.not_equal(pc.multiply(quotient, divisor), values))
-    return pc.if_else(negative_rest, pc.subtract(quotient, 1), quotient)
-
-
 def _null_where(mask: pa.Array, values: pa.Array) -> pa.Array:
     return pc.if_else(mask, pa.scalar(None, values.type), values)
 
 
 def _iso_strings(event_ns: pa.Array, digits: pa.Array) -> pa.Array:
     """ISO-8601 UTC strings with 0, 3 or 9 fraction digits, built from lookup tables."""
-    seconds = _floor_div(event_ns, _NS)
+    seconds = floor_div(event_ns, _NS)
     frac_ns = pc.subtract(event_ns, pc.multiply(seconds, _NS))
-    hours = _floor_div(seconds, 3600)
+    hours = floor_div(seconds, 3600)
     first = pc.min(hours).as_py()
     last = pc.max(hours).as_py()
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
@@ -437,15 +422,15 @@ def generate(spec: SeedSpec) -> Generated:
     digits = pc.if_else(trap_row, pc.if_else(is_last, pc.take(trap_digits, rec), 0), digits)
     if spec.event_time_type == FRACTIONAL:
         digits = pc.if_else(pc.and_(trap_row, pc.equal(digits, 9)), 6, digits)
-    whole = pc.multiply(_floor_div(event_ns, _NS), _NS)
+    whole = pc.multiply(floor_div(event_ns, _NS), _NS)
     event_ns = pc.if_else(trap_row, pc.add(whole, pc.if_else(is_last, pc.take(trap_frac, rec), 0)),
                           event_ns)
     # truncate to the chosen digits
     quantum = pc.take(pa.array([10**9, 0, 0, 10**6, 0, 0, 10**3, 0, 0, 1], pa.int64()), digits)
-    event_ns = pc.multiply(_floor_div_arr(event_ns, quantum), quantum)
+    event_ns = pc.multiply(floor_div(event_ns, quantum), quantum)
 
     # api_invocation_time / write_time (us)
-    event_us = _floor_div(event_ns, 1000)
+    event_us = floor_div(event_ns, 1000)
     api_cell = pc.if_else(pc.and_(r_tie_write, is_last), cell, own_cell)
     api_us = pc.add(event_us, pc.take(api_lag_us, api_cell))
     signed_delta = pc.multiply(pc.take(tie_sign, rec), pc.take(tie_delta_us, rec))
@@ -470,7 +455,7 @@ def generate(spec: SeedSpec) -> Generated:
     if spec.event_time_type == STRING:
         event_col = _iso_strings(event_ns, digits)
     else:
-        seconds = _floor_div(event_ns, _NS)
+        seconds = floor_div(event_ns, _NS)
         frac = pc.subtract(event_ns, pc.multiply(seconds, _NS))
         event_col = pc.add(pc.cast(seconds, pa.float64()),
                            pc.divide(pc.cast(frac, pa.float64()), float(_NS)))
@@ -498,13 +483,6 @@ def generate(spec: SeedSpec) -> Generated:
                      offsets=offsets.to_pylist(), counts=summary, start=start)
 
 
-def _floor_div_arr(values: pa.Array, divisors: pa.Array) -> pa.Array:
-    quotient = pc.divide(values, divisors)
-    negative_rest = pc.and_(pc.less(values, 0),
-                            pc.not_equal(pc.multiply(quotient, divisors), values))
-    return pc.if_else(negative_rest, pc.subtract(quotient, 1), quotient)
-
-
 def latest_indices(gen: Generated) -> pa.Array:
     """Row index of each record's latest row: newest event instant, then api, then write time."""
     order = pa.table({
@@ -523,52 +501,10 @@ def latest_indices(gen: Generated) -> pa.Array:
 
 def local_path(local_root: str | os.PathLike, s3_uri: str) -> Path:
     """s3://bucket/key -> <local_root>/bucket/key."""
-    if not s3_uri.startswith("s3://"):
-        raise SeedError(f"not an s3:// URI: {s3_uri}")
-    return Path(local_root) / s3_uri[len("s3://"):].rstrip("/")
-
-
-def write_offline(gen: Generated, data_dir: Path, rows_per_file: int, rng: random.Random,
-                  threads: int = 2) -> int:
-    """Write the rows as Parquet under data_dir in hourly partitions; returns the file count."""
-    hours = _floor_div(gen.event_ns, _HOUR_NS)
-    keyed = pa.table({"h": hours, "w": gen.table.column("write_time")})
-    order = pc.sort_indices(keyed, sort_keys=[("h", "ascending"), ("w", "ascending")])
-    table = gen.table.take(order)
-    hours_sorted = pc.take(hours, order)
-    event_sorted = pc.take(gen.event_ns, order)
-    runs = pc.run_end_encode(hours_sorted)
-    run_ends = runs.run_ends.to_pylist()
-    run_values = runs.values.to_pylist()
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    jobs = []
-    begin = 0
-    for end, hour in zip(run_ends, run_values, strict=True):
-        size = end - begin
-        parts = -(-size // rows_per_file)
-        hour_dt = epoch + timedelta(hours=hour)
-        folder = data_dir / (f"year={hour_dt.year:04d}/month={hour_dt.month:02d}/"
-                             f"day={hour_dt.day:02d}/hour={hour_dt.hour:02d}")
-        for p in range(parts):
-            lo = begin + size * p // parts
-            hi = begin + size * (p + 1) // parts
-            suffix = "".join(rng.choices(_ALNUM, k=16))
-            jobs.append((folder, lo, hi, suffix))
-        begin = end
-
-    def write(job) -> None:
-        folder, lo, hi, suffix = job
-        latest_ns = pc.max(event_sorted.slice(lo, hi - lo)).as_py()
-        stamp = (epoch + timedelta(microseconds=latest_ns // 1000)).strftime("%Y%m%dT%H%M%SZ")
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"{stamp}_{suffix}.parquet"
-        tmp = folder / f".{name}.tmp"  # hidden from readers until complete, as the emulator does
-        pq.write_table(table.slice(lo, hi - lo), tmp, compression="snappy")
-        os.replace(tmp, folder / name)
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        list(pool.map(write, jobs))
-    return len(jobs)
+    try:
+        return offline_layout.local_path(local_root, s3_uri)
+    except ValueError as exc:
+        raise SeedError(str(exc)) from None
 
 
 # ---- online writes -------------------------------------------------------------------------
@@ -581,7 +517,7 @@ def _encode(value: Any) -> str:
 
 def online_records(table: pa.Table) -> list[list[dict[str, str]]]:
     """Records (lists of FeatureName/ValueAsString) for the rows of `table`; nulls omitted."""
-    names = [n for n in table.column_names if n not in META_COLUMNS]
+    names = [n for n in table.column_names if n not in offline_layout.META_COLUMNS]
     columns = [table.column(n).to_pylist() for n in names]
     out = []
     for values in zip(*columns, strict=True):
@@ -590,35 +526,35 @@ def online_records(table: pa.Table) -> list[list[dict[str, str]]]:
     return out
 
 
+def batch_write(runtime, entries: list[dict[str, Any]], max_attempts: int = 8) -> int:
+    """One BatchWriteRecord of <= 25 entries; re-sends UnprocessedEntries with backoff.
+
+    The only BatchWriteRecord retry loop in scripts/ (botocore retries throttling and 5xx
+    itself); an entry error stops the seed: generated data is always valid.
+    """
+    pending = entries
+    for attempt in range(max_attempts):
+        response = runtime.batch_write_record(Entries=pending)
+        errors = response.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise SeedError(f"BatchWriteRecord failed for {len(errors)} entries: "
+                            f"{first.get('ErrorCode')}: {first.get('ErrorMessage')}")
+        pending = response.get("UnprocessedEntries") or []
+        if not pending:
+            return len(entries)
+        time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise SeedError(f"BatchWriteRecord left {len(pending)} entries unprocessed")
+
+
 def write_online(runtime, group: str, records: list[list[dict[str, str]]],
-                 target_stores: list[str] | None, threads: int = 4,
-                 max_attempts: int = 8) -> int:
-    """BatchWriteRecord, 25 entries per call, a few threads; retries unprocessed entries."""
-
-    def entry(record):
-        item: dict[str, Any] = {"FeatureGroupName": group, "Record": record}
-        if target_stores:
-            item["TargetStores"] = target_stores
-        return item
-
-    def send(batch: list[dict[str, Any]]) -> int:
-        pending = batch
-        for attempt in range(max_attempts):
-            response = runtime.batch_write_record(Entries=pending)
-            errors = response.get("Errors") or []
-            if errors:
-                first = errors[0]
-                raise SeedError(f"BatchWriteRecord failed for {len(errors)} entries: "
-                                f"{first.get('ErrorCode')}: {first.get('ErrorMessage')}")
-            pending = response.get("UnprocessedEntries") or []
-            if not pending:
-                return len(batch)
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-        raise SeedError(f"BatchWriteRecord left {len(pending)} entries unprocessed")
-
-    batches = [[entry(r) for r in records[i:i + 25]] for i in range(0, len(records), 25)]
+                 target_stores: list[str] | None, threads: int = 4) -> int:
+    """BatchWriteRecord, 25 entries per call, a few threads."""
+    extra = {"TargetStores": target_stores} if target_stores else {}
+    entries = [{"FeatureGroupName": group, "Record": r, **extra} for r in records]
+    batches = [entries[i:i + 25] for i in range(0, len(entries), 25)]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        return sum(pool.map(send, batches))
+        return sum(pool.map(lambda batch: batch_write(runtime, batch), batches))
 
 
 # ---- control plane -------------------------------------------------------------------------
@@ -760,7 +696,8 @@ def seed(spec: SeedSpec, *, endpoint_url: str | None = None, region: str = "us-e
         resolved = desc["OfflineStoreConfig"]["S3StorageConfig"]["ResolvedOutputS3Uri"]
         data_dir = local_path(local_root, resolved)
         file_rng = random.Random(f"{spec.seed}:files")
-        files = write_offline(gen, data_dir, spec.rows_per_file, file_rng, threads=2)
+        files = len(offline_layout.write_table(gen.table, gen.event_ns, data_dir, file_rng,
+                                               spec.rows_per_file, threads=2))
         rows_offline = gen.table.num_rows
         timings["offline"] = time.perf_counter() - mark
 

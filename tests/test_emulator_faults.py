@@ -1,0 +1,105 @@
+"""Injected failures (feature_store_emulator/faults.py), seen through boto3."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+from emulator_helpers import as_dict, create_group, error_of, get, listed, raw_client, rec
+
+
+@pytest.fixture
+def raw_fsr(emulator, boto_session):
+    return raw_client(emulator, boto_session, "sagemaker-featurestore-runtime")
+
+
+@pytest.fixture
+def faults(emulator):
+    emulator.faults()
+    yield emulator
+    emulator.faults()
+
+
+def test_throttling(sm, raw_fsr, faults):
+    name = create_group(sm)
+    before = faults.stats()["throttled"]
+    faults.faults(throttle_tps=5)
+    codes = []
+    started = time.monotonic()
+    for i in range(20):
+        try:
+            raw_fsr.put_record(FeatureGroupName=name, Record=rec(
+                id=str(i), event_time="2024-01-01T00:00:00Z"))
+            codes.append("ok")
+        except ClientError as exc:
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+            codes.append(exc.response["Error"]["Code"])
+    elapsed = time.monotonic() - started
+    assert set(codes) == {"ok", "ThrottlingException"}
+    assert 5 <= codes.count("ok") <= 5 + 5 * elapsed + 1  # a burst of 5, then 5 per second
+    assert faults.stats()["throttled"] - before == codes.count("ThrottlingException")
+    sm.describe_feature_group(FeatureGroupName=name)  # the control plane is never faulted
+
+
+def test_error_rate(sm, raw_fsr, faults):
+    name = create_group(sm)
+    faults.faults(error_rate=1.0, seed=7)
+    seen = set()
+    for _ in range(20):
+        try:
+            raw_fsr.get_record(FeatureGroupName=name, RecordIdentifierValueAsString="a")
+        except ClientError as exc:
+            seen.add((exc.response["Error"]["Code"],
+                      exc.response["ResponseMetadata"]["HTTPStatusCode"]))
+    assert seen == {("InternalFailure", 500), ("ServiceUnavailable", 503)}
+    faults.faults(error_rate=0.5, seed=1)
+    outcomes = []
+    for _ in range(40):
+        try:
+            raw_fsr.get_record(FeatureGroupName=name, RecordIdentifierValueAsString="a")
+            outcomes.append(True)
+        except ClientError:
+            outcomes.append(False)
+    assert 5 <= outcomes.count(True) <= 35
+
+
+def test_latency(sm, fsr, faults):
+    name = create_group(sm)
+    faults.faults(latency_ms=150)
+    start = time.perf_counter()
+    get(fsr, name, "a")
+    assert time.perf_counter() - start >= 0.15  # a plain GetRecord takes a few ms
+
+
+def test_outage(sm, raw_fsr, faults):
+    name = create_group(sm)
+    faults.faults(outage_seconds=0.5)
+    started = time.monotonic()
+    assert error_of(raw_fsr.get_record, FeatureGroupName=name,
+                    RecordIdentifierValueAsString="a") == ("ServiceUnavailable", 503)
+    while True:
+        try:
+            raw_fsr.get_record(FeatureGroupName=name, RecordIdentifierValueAsString="a")
+            break
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ServiceUnavailable"
+            assert time.monotonic() - started < 5
+            time.sleep(0.05)
+    assert time.monotonic() - started >= 0.5
+
+
+def test_unprocessed_entries(sm, fsr, faults):
+    name = create_group(sm)
+    faults.faults(unprocessed_rate=0.5, seed=3)
+    entries = [{"FeatureGroupName": name, "Record": rec(id=f"r{i}",
+                                                        event_time="2024-01-01T00:00:00Z")}
+               for i in range(25)]
+    resp = fsr.batch_write_record(Entries=entries)
+    left = {as_dict(e["Record"])["id"] for e in resp["UnprocessedEntries"]}
+    assert 0 < len(left) < 25 and resp["Errors"] == []
+    written = set(listed(fsr, name))
+    assert written == {f"r{i}" for i in range(25)} - left
+    faults.faults()
+    fsr.batch_write_record(Entries=resp["UnprocessedEntries"])
+    assert len(listed(fsr, name)) == 25

@@ -1,0 +1,161 @@
+"""Runtime writes and reads (feature_store_emulator/records.py and the runtime half of
+models.py): value checks, TargetStores, PutRecord/GetRecord and the batch operations."""
+
+from __future__ import annotations
+
+import pytest
+from emulator_helpers import (
+    BASE,
+    create_group,
+    defs,
+    error_of,
+    get,
+    raw_client,
+    read_offline,
+    rec,
+    uniq,
+)
+
+
+@pytest.fixture
+def raw_fsr(emulator, boto_session):
+    return raw_client(emulator, boto_session, "sagemaker-featurestore-runtime")
+
+
+def test_put_get_roundtrip_is_verbatim(sm, fsr):
+    name = create_group(sm)
+    record = rec(id="r1", event_time="2024-03-01T10:00:00.120Z", amount="1.50", count="007",
+                 label="  spaced ü ")
+    fsr.put_record(FeatureGroupName=name, Record=record)
+    resp = fsr.get_record(FeatureGroupName=name, RecordIdentifierValueAsString="r1")
+    assert resp["Record"] == record
+    assert "ExpiresAt" not in resp
+    arn = sm.describe_feature_group(FeatureGroupName=name)["FeatureGroupArn"]
+    assert get(fsr, arn, "r1", FeatureNames=["amount", "label"]) == {
+        "amount": "1.50", "label": "  spaced ü "}
+    missing = fsr.get_record(FeatureGroupName=name, RecordIdentifierValueAsString="nope")
+    assert missing["ResponseMetadata"]["HTTPStatusCode"] == 200 and "Record" not in missing
+    assert error_of(fsr.get_record, FeatureGroupName=name, RecordIdentifierValueAsString="r1",
+                    FeatureNames=["unknown"]) == ("ValidationError", 400)
+
+
+def test_put_overwrites_the_whole_record(sm, fsr):
+    name = create_group(sm)
+    fsr.put_record(FeatureGroupName=name, Record=rec(
+        id="r", event_time="2024-01-01T00:00:00Z", amount="1.0", label="x"))
+    fsr.put_record(FeatureGroupName=name, Record=rec(
+        id="r", event_time="2024-01-01T00:00:01Z", count="3"))
+    assert get(fsr, name, "r") == {"id": "r", "event_time": "2024-01-01T00:00:01Z",
+                                   "count": "3"}
+
+
+@pytest.mark.parametrize("record", [
+    rec(id="a", event_time="2024-01-01T00:00:00Z", nope="1"),
+    rec(id="a", event_time="2024-01-01T00:00:00Z", count="1.5"),
+    rec(id="a", event_time="2024-01-01T00:00:00Z", count="12x"),
+    rec(id="a", event_time="2024-01-01T00:00:00Z", amount="abc"),
+    rec(id="a", event_time="2024-01-01T00:00:00Z", amount="1e999"),
+    rec(id="a", event_time="2024-01-01T00:00:00Z", count="9223372036854775808"),
+    rec(id="a", event_time="2024-01-01T00:00:00Z") + [
+        {"FeatureName": "label", "ValueAsString": "x", "ValueAsStringList": ["x"]}],
+    rec(id="a", event_time="2024-01-01T00:00:00Z", label="x") + rec(label="y"),
+    rec(id="a", event_time="2024-01-01 00:00:00"),
+    rec(id="a", event_time="2024-01-01T00:00:00+00:00"),
+    rec(id="a", event_time="2024-01-01T00:00:00.1234567890Z"),
+    rec(id="a", event_time="1704067200"),
+    rec(id="a", amount="1"),
+    rec(event_time="2024-01-01T00:00:00Z", amount="1"),
+    rec(id="a", event_time="2024-01-01T00:00:00Z", label=["x"]),
+])
+def test_put_validation_errors(sm, fsr, record):
+    name = create_group(sm)
+    assert error_of(fsr.put_record, FeatureGroupName=name, Record=record) == (
+        "ValidationError", 400)
+    assert get(fsr, name, "a") == {}
+
+
+def test_collections_need_in_memory(sm, fsr):
+    features = defs(*BASE) + [
+        {"FeatureName": "tags", "FeatureType": "String", "CollectionType": "List"},
+        {"FeatureName": "emb", "FeatureType": "Fractional", "CollectionType": "Vector",
+         "CollectionConfig": {"VectorConfig": {"Dimension": 2}}}]
+    name = create_group(sm, features=features, offline=False, storage="InMemory")
+    fsr.put_record(FeatureGroupName=name, Record=rec(
+        id="a", event_time="2024-01-01T00:00:00Z", tags=["x", "y"], emb=["0.5", "1"]))
+    assert get(fsr, name, "a")["tags"] == ["x", "y"]
+    bad = [rec(id="a", event_time="2024-01-01T00:00:01Z", tags="x"),
+           rec(id="a", event_time="2024-01-01T00:00:01Z", emb=["1"]),
+           rec(id=["a"], event_time="2024-01-01T00:00:01Z")]
+    for record in bad:
+        assert error_of(fsr.put_record, FeatureGroupName=name, Record=record) == (
+            "ValidationError", 400)
+
+
+def test_target_stores(sm, fsr, spark, emulator):
+    name = create_group(sm)
+    fsr.put_record(FeatureGroupName=name, TargetStores=["OnlineStore"],
+                   Record=rec(id="online", event_time="2024-01-01T00:00:00Z"))
+    fsr.put_record(FeatureGroupName=name, TargetStores=["OfflineStore"],
+                   Record=rec(id="offline", event_time="2024-01-01T00:00:00Z"))
+    assert get(fsr, name, "online")["id"] == "online"
+    assert get(fsr, name, "offline") == {}
+    ids = [r.id for r in read_offline(spark, emulator, sm, name).select("id").collect()]
+    assert ids == ["offline"]
+    offline_only = create_group(sm, online=False)
+    assert error_of(fsr.put_record, FeatureGroupName=offline_only, TargetStores=["OnlineStore"],
+                    Record=rec(id="a", event_time="2024-01-01T00:00:00Z")) == (
+        "ValidationError", 400)
+    assert error_of(fsr.get_record, FeatureGroupName=offline_only,
+                    RecordIdentifierValueAsString="a") == ("ValidationError", 400)
+    fsr.put_record(FeatureGroupName=offline_only,
+                   Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))
+
+
+def test_batch_get_record(sm, fsr, raw_fsr):
+    g1, g2 = create_group(sm), create_group(sm, ttl={"Unit": "Hours", "Value": 2})
+    fsr.put_record(FeatureGroupName=g1, Record=rec(id="a", event_time="2024-01-01T00:00:00Z",
+                                                   label="A"))
+    fsr.put_record(FeatureGroupName=g2, Record=rec(id="b", event_time="2030-01-01T00:00:00Z",
+                                                   label="B"))
+    missing = uniq("missing")
+    resp = fsr.batch_get_record(ExpirationTimeResponse="Enabled", Identifiers=[
+        {"FeatureGroupName": g1, "RecordIdentifiersValueAsString": ["a", "zzz"],
+         "FeatureNames": ["label"]},
+        {"FeatureGroupName": g2, "RecordIdentifiersValueAsString": ["b"]},
+        {"FeatureGroupName": missing, "RecordIdentifiersValueAsString": ["x"]},
+    ])
+    by_group = {r["FeatureGroupName"]: r for r in resp["Records"]}
+    assert set(by_group) == {g1, g2}
+    assert by_group[g1]["Record"] == [{"FeatureName": "label", "ValueAsString": "A"}]
+    assert by_group[g1]["RecordIdentifierValueAsString"] == "a"
+    assert "ExpiresAt" not in by_group[g1]
+    assert by_group[g2]["ExpiresAt"] == "2030-01-01T02:00:00Z"
+    assert [(e["FeatureGroupName"], e["ErrorCode"]) for e in resp["Errors"]] == [
+        (missing, "ResourceNotFound")]
+    assert resp["UnprocessedIdentifiers"] == []
+    too_many = [{"FeatureGroupName": g1, "RecordIdentifiersValueAsString":
+                 [str(i) for i in range(101)]}]
+    assert error_of(raw_fsr.batch_get_record, Identifiers=too_many) == ("ValidationError", 400)
+
+
+def test_batch_write_record(sm, fsr, raw_fsr):
+    name = create_group(sm)
+    missing = uniq("missing")
+    entries = [
+        {"FeatureGroupName": name, "Record": rec(id="ok1", event_time="2024-01-01T00:00:00Z")},
+        {"FeatureGroupName": name, "Record": rec(id="bad", event_time="2024-01-01T00:00:00Z",
+                                                 count="x")},
+        {"FeatureGroupName": missing, "Record": rec(id="x", event_time="2024-01-01T00:00:00Z")},
+        {"FeatureGroupName": name, "Record": rec(id="ok2", event_time="2024-01-01T00:00:00Z"),
+         "TargetStores": ["OnlineStore"]},
+    ]
+    resp = fsr.batch_write_record(Entries=entries)
+    assert resp["UnprocessedEntries"] == []
+    assert [(e["Entry"]["FeatureGroupName"], e["ErrorCode"]) for e in resp["Errors"]] == [
+        (name, "ValidationError"), (missing, "ResourceNotFound")]
+    assert resp["Errors"][0]["Entry"]["Record"] == entries[1]["Record"]
+    assert get(fsr, name, "ok1")["id"] == "ok1" and get(fsr, name, "ok2")["id"] == "ok2"
+    assert get(fsr, name, "bad") == {}
+    one = entries[0]
+    assert error_of(raw_fsr.batch_write_record, Entries=[]) == ("ValidationError", 400)
+    assert error_of(raw_fsr.batch_write_record, Entries=[one] * 26) == ("ValidationError", 400)

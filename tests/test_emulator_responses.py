@@ -1,0 +1,61 @@
+"""Protocol-level answers (feature_store_emulator/responses.py, urls.py): signing, the region
+of the credential scope, error codes and statuses per protocol."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from botocore.config import Config
+from emulator_helpers import create_group, error_of, rec, uniq
+
+
+def test_region_comes_from_the_credential_scope(emulator, boto_session, sm):
+    eu = boto_session.client("sagemaker", region_name="eu-west-1", endpoint_url=emulator.url)
+    name = create_group(eu)
+    d = eu.describe_feature_group(FeatureGroupName=name)
+    assert ":eu-west-1:" in d["FeatureGroupArn"]
+    assert "/sagemaker/eu-west-1/offline-store/" in (
+        d["OfflineStoreConfig"]["S3StorageConfig"]["ResolvedOutputS3Uri"])
+    assert error_of(sm.describe_feature_group, FeatureGroupName=name)[0] == "ResourceNotFound"
+
+
+def test_missing_authorization_is_forbidden(emulator, boto_session):
+    def raw(method, path, body=None, headers=None):
+        req = urllib.request.Request(emulator.url + path, data=body, method=method,
+                                     headers=headers or {})
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(req, timeout=10)
+        return info.value
+
+    from botocore import UNSIGNED
+
+    unsigned = boto_session.client("sagemaker-featurestore-runtime", region_name="us-east-1",
+                                   endpoint_url=emulator.url,
+                                   config=Config(signature_version=UNSIGNED))
+    assert error_of(unsigned.get_record, FeatureGroupName="anything",
+                    RecordIdentifierValueAsString="a") == ("AccessForbidden", 403)
+    err = raw("GET", "/FeatureGroup/anything?RecordIdentifierValueAsString=a")
+    assert err.code == 403
+    assert err.headers["x-amzn-ErrorType"] == "AccessForbidden"
+    assert json.loads(err.read())["__type"] == "AccessForbidden"
+    err = raw("POST", "/", b"{}", {"X-Amz-Target": "SageMaker.ListFeatureGroups",
+                                   "Content-Type": "application/x-amz-json-1.1",
+                                   "Authorization": "Basic abc"})
+    assert err.code == 403
+    assert json.loads(err.read())["__type"] == "AccessDeniedException"
+
+
+def test_unknown_group_is_resource_not_found(fsr):
+    name = uniq("missing")
+    calls = [
+        (fsr.put_record, dict(Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))),
+        (fsr.get_record, dict(RecordIdentifierValueAsString="a")),
+        (fsr.list_records, {}),
+        (fsr.delete_record, dict(RecordIdentifierValueAsString="a",
+                                 EventTime="2024-01-01T00:00:00Z")),
+    ]
+    for call, kwargs in calls:
+        assert error_of(call, FeatureGroupName=name, **kwargs) == ("ResourceNotFound", 404)
