@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import gzip
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -199,20 +200,46 @@ def test_migrate_py_parses_as_python_3_6():
     ast.parse(MIGRATE.read_text(), feature_version=(3, 6))
 
 
-def test_migrate_py_under_python_3_9_says_how_to_pick_3_11():
-    """No Python < 3.11 can be installed here (no downloads): the interpreter reports 3.9."""
-    fake = (
-        "import runpy, sys\n"
-        "sys.version_info = (3, 9, 18, 'final', 0)\n"
-        f"sys.argv = [{str(MIGRATE)!r}, '--source', 'a', '--target', 'b']\n"
-        f"runpy.run_path({str(MIGRATE)!r}, run_name='__main__')\n"
-        "raise SystemExit('not reached')\n"
-    )
-    done = subprocess.run([sys.executable, "-c", fake], capture_output=True, text=True,
-                          timeout=60)
+def older_pythons() -> list[str]:
+    """Real interpreters older than 3.11 on this machine (pyenv builds, /usr/bin)."""
+    found = sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.*/bin/python3.*")
+                   if re.fullmatch(r"python3\.([6-9]|10)", p.name))
+    found += [p for p in ("/usr/bin/python3.9", "/usr/bin/python3.10") if Path(p).is_file()]
+    return found
+
+
+def run_too_old(python: str, version: str) -> None:
+    """migrate.py under `python` (or faking `version` when python is this interpreter)."""
+    if python == sys.executable:
+        major, minor = map(int, version.split("."))
+        cmd = [python, "-c", (
+            "import runpy, sys\n"
+            f"sys.version_info = ({major}, {minor}, 18, 'final', 0)\n"
+            f"sys.argv = [{str(MIGRATE)!r}, '--source', 'a', '--target', 'b']\n"
+            f"runpy.run_path({str(MIGRATE)!r}, run_name='__main__')\n"
+            "raise SystemExit('not reached')\n")]
+    else:
+        cmd = [python, str(MIGRATE), "--source", "a", "--target", "b"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: fsmigrate needs Python 3.11 or newer, this is 3.9")
+    assert lines[0].startswith(f"error: fsmigrate needs Python 3.11 or newer, this is {version}")
     assert "PYSPARK_PYTHON" in lines[0] and "spark-env" in lines[0]
+
+
+def test_migrate_py_under_an_older_python_says_how_to_pick_3_11():
+    """Every real Python 3.6-3.10 the machine has (pyenv); else this one reporting 3.9."""
+    pythons = older_pythons()
+    for python in pythons:
+        asked = "import sys; print('%d.%d' % sys.version_info[:2])"
+        version = subprocess.run([python, "-c", asked], capture_output=True, text=True,
+                                 timeout=30).stdout.strip()
+        run_too_old(python, version)
+    if not pythons:
+        run_too_old(sys.executable, "3.9")
+
+
+def test_migrate_py_with_a_faked_python_3_9():
+    run_too_old(sys.executable, "3.9")
