@@ -4,6 +4,7 @@ validation on (boto3's default), run as the README shows it with AWS_ENDPOINT_UR
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -135,3 +136,28 @@ def test_missing_artifacts_are_one_line_exit_2(aws, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().endswith("not found: run `make package` first (or pass --conf)")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_readme_deploy_commands_work_as_written(aws, dist):
+    """The README's three commands, verbatim but for the ids moto hands out and --dist."""
+    client, _bucket, url = aws
+    client("s3").create_bucket(Bucket="my-bucket")
+    cluster = client("emr").run_job_flow(
+        Name="c", ReleaseLabel="emr-7.5.0", JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        Instances={"InstanceCount": 1, "MasterInstanceType": "m5.xlarge",
+                   "KeepJobFlowAliveWhenNoSteps": True})["JobFlowId"]
+    app = client("emr-serverless").create_application(
+        name="readme", releaseLabel="emr-7.5.0", type="SPARK")["applicationId"]
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines()
+                if line.startswith("python3 scripts/deploy.py ")]
+    assert [c.split()[2] for c in commands] == ["glue", "emr", "emr-serverless"]
+    for command in commands:
+        command = command.replace("j-2AXXXXXXGAPLF", cluster).replace("00fabcdefghij123", app)
+        args = shlex.split(command)[2:]
+        done = deploy(url, *args, "--dist", str(dist))
+        assert done.returncode == 0, (command, done.stderr)
+    assert client("glue").get_job(JobName="fsmigrate")["Job"]["GlueVersion"] == "5.0"
+    assert len(client("emr").list_steps(ClusterId=cluster)["Steps"]) == 1
+    assert len(client("emr-serverless").list_job_runs(applicationId=app)["jobRuns"]) == 1

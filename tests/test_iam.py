@@ -99,3 +99,15 @@ def test_command_prints_the_policy():
     bad = subprocess.run([sys.executable, "-m", "fsmigrate.iam", "--source", "a", "--target", "b",
                           "--output-uri", "./runs"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --output-uri must be an s3:// URI"
+
+
+def test_readme_iam_command_works_as_written():
+    readme = (ROOT / "README.md").read_text()
+    (command,) = [line for line in readme.splitlines()
+                  if line.startswith("PYTHONPATH=job python3 -m fsmigrate.iam ")]
+    done = subprocess.run(["bash", "-c", command.replace("python3", sys.executable, 1)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    policy = json.loads(done.stdout)
+    assert "arn:aws:sagemaker:us-east-1:123456789012:feature-group/my-source" in {
+        s["Resource"] for s in policy["Statement"] if isinstance(s["Resource"], str)}
