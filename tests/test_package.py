@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -22,7 +23,7 @@ def test_make_package_builds_every_artifact(tmp_path):
     done = subprocess.run(
         ["make", "-C", str(ROOT), "package", f"DIST={dist}", f"PACKAGE_BUILD={tmp_path / 'b'}"],
         env={"PATH": str(bare_path), "HOME": str(Path.home())}, capture_output=True, text=True,
-        timeout=1200, executable="/usr/bin/make")
+        timeout=1200, executable=shutil.which("make"))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     names = sorted(p.name for p in dist.iterdir())
     assert names == ["fsmigrate-0.1.0-py3-none-any.whl", "fsmigrate-env.tar.gz",
