@@ -94,6 +94,7 @@ def test_online_source_and_clear_probe_list_records(groups, tmp_path):
     s = settings_for(tmp_path, groups, "--source", ONLINE_SOURCE, "--target", TARGET,
                      "--clear-target", "--yes")
     text = "\n".join(preflight(s, master="local[*]"))
+    assert f"BatchGetRecord on {ONLINE_SOURCE}" in text
     assert f"ListRecords on {ONLINE_SOURCE} (reading the online store" in text
     assert f"ListRecords on {TARGET} (--clear-target)" in text
     assert f"list target offline store (--clear-target) s3://local-feature-store/targets/{TARGET}"\

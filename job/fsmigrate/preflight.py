@@ -2,8 +2,8 @@
 
 Each failure is one `BadInput` line (exit 2) and nothing is written (the probe object under
 output.uri is written and deleted again). `--preflight` runs only these checks and prints them.
-Every probe goes through aws.py and is harmless: a describe, one ListRecords result, one listed
-S3 key, a small object put and deleted.
+Every probe goes through aws.py and is harmless: a describe, one ListRecords result, a
+BatchGetRecord of a made-up id, one listed S3 key, a small object put and deleted.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 NEW_BOTO3 = "boto3>=1.44.8"
 IAM_HINT = "`python -m fsmigrate.iam` prints the policy the job needs"
+PROBE_ID = "fsmigrate-preflight-probe"
 NOT_FOUND = ("ResourceNotFound", "ResourceNotFoundException", "ValidationException")
 
 
@@ -139,6 +140,8 @@ class Preflight:
         has_files = False
         if reads_offline and source.offline_uri:
             has_files = self.list_prefix(source.offline_uri, "source offline store")
+        if source.online:
+            self.batch_get_probe(runtime, source.name)
         if source.online and (id_source == "scan" or not has_files):
             why = ("id_source: scan" if id_source == "scan"
                    else f"reading the online store of {source.name}, whose record ids cannot "
@@ -168,6 +171,14 @@ class Preflight:
         except Exception as exc:
             raise self.denied(f"ListRecords on {group} ({why})", exc) from None
         self.ok(f"ListRecords on {group} ({why})")
+
+    def batch_get_probe(self, runtime, group: str) -> None:
+        """The values of an online source come from BatchGetRecord: ask for one made-up id."""
+        try:
+            aws.batch_get_record(runtime, group, [PROBE_ID], expiration=False)
+        except Exception as exc:
+            raise self.denied(f"BatchGetRecord on {group}", exc) from None
+        self.ok(f"BatchGetRecord on {group}")
 
     def list_prefix(self, uri: str, what: str) -> bool:
         """Whether the prefix holds anything; proves the listing permission on S3."""
