@@ -107,6 +107,7 @@ def build_env(tools: Path, tools_env: dict[str, str], wheel: Path, build: Path,
     import venv_pack
 
     venv_pack.pack(prefix=str(env), output=str(archive))
+    archive.chmod(0o644)  # venv-pack writes it owner-only
     return env, archive
 
 
