@@ -2,6 +2,9 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PYTHON311 ?= python3.11
+DIST ?= dist
+PACKAGE_BUILD ?= build/package
 
 .PHONY: setup test demo lint package bench clean
 
@@ -26,11 +29,9 @@ demo: setup
 clean:
 	rm -rf $(VENV) build dist .demo .runs *.egg-info job/*.egg-info
 
-package: setup
-	rm -rf dist && mkdir -p dist
-	cd job && ../$(PY) -c "import zipfile, pathlib; z = zipfile.ZipFile('../dist/fsmigrate.zip', 'w', zipfile.ZIP_DEFLATED); [z.write(p) for p in sorted(pathlib.Path('fsmigrate').rglob('*.py'))]"
-	cp job/migrate.py dist/migrate.py
-	@echo "built dist/fsmigrate.zip (--py-files / --extra-py-files) and dist/migrate.py"
+# No Java, no test tools, no .venv: Python 3.11 and pip (from PyPI: setuptools, venv-pack).
+package:
+	$(PYTHON311) scripts/package.py --dist $(DIST) --build $(PACKAGE_BUILD)
 
 bench: setup
 	$(PY) scripts/bench_write.py

@@ -241,3 +241,22 @@ def s3_delete_keys(client, bucket: str, keys: list[str]) -> None:
         chunk = keys[start:start + 1000]
         client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk],
                                                      "Quiet": True})
+
+
+# ---- preflight probes: harmless calls that show a run has what it needs --------------------
+
+def botocore_version() -> str:
+    import botocore
+
+    return botocore.__version__
+
+
+def list_records_probe(client, group: str) -> None:
+    """ListRecords with one result: shows the permission without reading the store."""
+    client.list_records(FeatureGroupName=group, MaxResults=1)
+
+
+def s3_list_probe(client, bucket: str, prefix: str) -> bool:
+    """One ListObjectsV2 key under a prefix: the permission, and whether it holds anything."""
+    page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    return bool(page.get("Contents"))

@@ -22,12 +22,12 @@ def _setup_logging() -> None:
 
 
 def spark_session(settings: Settings):
-    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
-    conf = SparkConf()
     builder = SparkSession.builder.appName(f"fsmigrate {settings.source} -> {settings.target}")
-    if not conf.contains("spark.master"):  # run as a plain program: local mode
+    # spark-submit and Glue start the driver beside their JVM, which holds spark.master (an
+    # empty SparkConf() cannot see it before the context exists). A plain program: local mode.
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
         builder = builder.master("local[*]").config("spark.ui.enabled", "false")
     # Writes are side effects: a speculative copy of a task would send its records twice.
     builder = builder.config("spark.speculation", "false")
@@ -70,6 +70,13 @@ def main(argv: list[str] | None = None, prog: str = "migrate.py") -> int:
     settings = None
     try:
         settings = load_settings(argv, prog)
+        from .preflight import format_checks, preflight
+
+        checked = preflight(settings)  # before Spark starts: refusals take seconds
+        if settings.preflight:
+            print(format_checks(checked))
+            return 0
+        log.info("preflight passed: %s", "; ".join(checked))
         from .run import run  # imports pyspark: after the cheap argument checks
 
         return run(settings, lambda: spark_session(settings))

@@ -73,7 +73,9 @@ def build(plan: Plan, this_run: dict[str, int], checkpoints_before: dict[int, di
         "records_per_task_second": round((written + failed) / task_seconds, 1)
         if task_seconds else None,
         "failures": folder.failures_uri if failed else None,
-        "exit_code": 1 if failed else 0,
+        # Selected records that no partition reported (neither written nor failed) mean the run
+        # state went missing (e.g. executors' own disks): never a clean exit; --resume finishes.
+        "exit_code": 3 if c.selected > written + failed else 1 if failed else 0,
     }
 
 
@@ -100,6 +102,10 @@ def format_summary(r: dict[str, Any]) -> str:
                      f"{r['records_per_task_second']:,.0f} records/s per task")
     if r["before_resume_from"]:
         lines.insert(6, f"  before resume-from {r['before_resume_from']:,}")
+    if r["unaccounted"]:
+        lines.append(f"  unaccounted       {r['unaccounted']:,} records no partition reported "
+                     f"(output.uri not shared by all executors?): finish with "
+                     f"--resume {r['run_id']}")
     if r["failed"]:
         lines.append(f"  failed records in {r['failures']} "
                      f"(re-send with --retry-failures {r['run_id']})")

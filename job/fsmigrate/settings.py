@@ -1,13 +1,16 @@
 """Settings: conf YAML (local path or s3:// URI) + job arguments -> one frozen, validated object.
 
-CLI beats YAML. Glue reserves `--conf`, so `--config` is accepted too, and the arguments Glue adds
-to every job run are ignored. Every bad value is a one-line `BadInput` (exit 2).
+CLI beats YAML. Glue reserves `--conf`, so `--config` is accepted too. Arguments that are not ours
+(Glue passes many, as `--name value` pairs, in any order) are ignored, except near-misses of our
+own options, which are refused with a suggestion. Every bad value is a one-line `BadInput` (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import logging
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -26,10 +29,11 @@ MISSING_FEATURE_POLICIES = ("error", "empty")
 TTL_POLICIES = ("source", "target_default", "none")
 GROUP_NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# Arguments AWS Glue passes to every job script; they are not ours to validate.
-GLUE_ARG_PREFIXES = ("--JOB_", "--job-", "--enable-", "--TempDir", "--extra-", "--additional-",
-                     "--python-modules-installer-option", "--scriptLocation", "--user-jars-first",
-                     "--redshift", "--encryption-type", "--datalake-formats", "--spark-event-logs")
+# `--conf spark.x=y` is Glue's (or a user's) Spark setting, not our YAML path. A path may hold
+# '=' too (s3://b/dt=2024/conf.yaml), but not before its first '/' or '.'-free key part.
+SPARK_CONF_VALUE = re.compile(r"^[A-Za-z_][\w.\-]*=")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Settings:
     resume: str | None = None
     retry_failures: str | None = None
     yes: bool = False
+    preflight: bool = False  # run only the preflight checks
     migration: MigrationOptions = field(default_factory=MigrationOptions)
 
 
@@ -83,9 +88,12 @@ def argument_parser(prog: str = "migrate.py") -> argparse.ArgumentParser:
     p = _Parser(
         prog=prog,
         description="Migrate records between SageMaker Feature Store feature groups with Spark.",
+        allow_abbrev=False,  # `--dry` must not silently mean --dry-run
     )
-    p.add_argument("--conf", "--config", dest="conf", metavar="PATH_OR_S3_URI",
-                   help="YAML settings file (local path or s3:// URI)")
+    # Repeatable: Glue may pass `--conf spark.x=y` (its own) before or after ours.
+    p.add_argument("--conf", "--config", dest="conf", metavar="PATH_OR_S3_URI", action="append",
+                   help="YAML settings file (local path or s3:// URI); a key=value is a Spark "
+                        "setting and ignored")
     p.add_argument("--source", help="source feature group name")
     p.add_argument("--target", help="target feature group name")
     # Flags take an optional value because Glue passes every job parameter as `--key value`.
@@ -106,15 +114,61 @@ def argument_parser(prog: str = "migrate.py") -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_ID", help="finish an earlier run under its plan")
     p.add_argument("--retry-failures", metavar="RUN_ID_OR_URI",
                    help="re-send exactly the records in an earlier run's failure files")
+    p.add_argument("--preflight", **flag,
+                   help="only check versions, permissions and storage, print them, exit")
     return p
+
+
+def _squash(option: str) -> str:
+    """`--Filter_Query` and `--filter-query` alike: lower case, no dashes or underscores."""
+    return option.lower().replace("-", "").replace("_", "")
+
+
+def _near_miss(option: str, ours: list[str]) -> str | None:
+    """The option of ours that `option` was probably meant to be, if any."""
+    by_squash = {_squash(o): o for o in ours}
+    squashed = _squash(option)
+    if squashed in by_squash:
+        return by_squash[squashed]
+    close = difflib.get_close_matches(squashed, list(by_squash), n=1, cutoff=0.85)
+    return by_squash[close[0]] if close else None
+
+
+def _check_unknown(unknown: list[str], ours: list[str]) -> None:
+    """Not ours: Glue's `--name value` pairs pass (logged); near-misses and strays are refused."""
+    expects_value = False
+    for arg in unknown:
+        if arg.startswith("--"):
+            name = arg.split("=", 1)[0]
+            guess = _near_miss(name, ours)
+            if guess:
+                raise BadInput(f"unknown option {name}: did you mean {guess}?")
+            log.debug("ignoring argument %s (not an fsmigrate option)", name)
+            expects_value = "=" not in arg
+        elif expects_value:
+            expects_value = False  # the value of the ignored option before it
+        else:
+            raise BadInput(f"unexpected argument {arg!r}: options are --name value pairs, "
+                           "run with --help to see them")
+
+
+def _conf_path(values: list[str] | None) -> str | None:
+    """Our YAML among the --conf/--config values; Spark's key=value settings are skipped."""
+    paths = [v for v in values or [] if not SPARK_CONF_VALUE.match(v)]
+    for value in values or []:
+        if SPARK_CONF_VALUE.match(value):
+            log.debug("ignoring --conf %s (a Spark setting, not a conf file)", value)
+    if len(set(paths)) > 1:
+        raise BadInput(f"two conf files given ({paths[0]}, {paths[1]}): pass one --conf")
+    return paths[0] if paths else None
 
 
 def parse_args(argv: list[str], prog: str = "migrate.py") -> argparse.Namespace:
     parser = argument_parser(prog)
     ns, unknown = parser.parse_known_args(argv)
-    ours = [a for a in unknown if a.startswith("--") and not a.startswith(GLUE_ARG_PREFIXES)]
-    if ours:
-        raise BadInput(f"unknown option {ours[0]}: run with --help to see the options")
+    ours = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+    _check_unknown(unknown, ours)
+    ns.conf = _conf_path(ns.conf)
     return ns
 
 
@@ -241,6 +295,7 @@ def load_settings(argv: list[str], prog: str = "migrate.py") -> Settings:
         resume=ns.resume,
         retry_failures=ns.retry_failures,
         yes=bool(ns.yes),
+        preflight=bool(ns.preflight),
         migration=options,
     )
     validate(settings)
