@@ -7,8 +7,9 @@ numbers; no assertions.
 The plan phase here is what run.migrate spends between starting Spark and having the plan:
 read + latest state + counts (select_offline) and the plan with its sample records
 (make_plan). Spark's start-up is reported apart. Each run is a new process (a cold JVM, as
-with spark-submit); its Spark log is scanned for codegen failures. To time another checkout
-of the job, put its `job/` first: PYTHONPATH=/path/to/old/job.
+with spark-submit); its Spark log is scanned for codegen failures. `--baseline DIR` also
+times another checkout's `job/` directory (e.g. `git archive <commit> job | tar -x -C DIR`),
+alternating run by run so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -67,11 +68,24 @@ def child(args: argparse.Namespace) -> int:
     return 0
 
 
+def timed_plan(conf: Path, env: dict[str, str]) -> dict | None:
+    proc = subprocess.run([sys.executable, __file__, "--child", "--conf", str(conf)], env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        print(proc.stdout, proc.stderr[-5000:], file=sys.stderr)
+        return None
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["trouble"] = sum(any(t in line for t in CODEGEN_TROUBLE)
+                            for line in proc.stderr.splitlines())
+    return result
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--records", type=int, default=200_000)
     p.add_argument("--versions", type=int, default=3)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--baseline", help="a job/ directory of another checkout to compare with")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--conf", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -104,26 +118,28 @@ def main() -> int:
                             f"storage:\n  local_root: {data}\n"
                             f"output:\n  uri: s3://local-feature-store/runs\n")
             env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
-            rows = []
+            jobs = {"this checkout": None}
+            if args.baseline:
+                jobs = {"baseline": str(Path(args.baseline).resolve()), **jobs}
+            rows: dict[str, list] = {name: [] for name in jobs}
             for n in range(args.runs):
-                proc = subprocess.run([sys.executable, __file__, "--child", "--conf", str(conf)],
-                                      env=env, capture_output=True, text=True, check=False)
-                if proc.returncode:
-                    print(proc.stdout, proc.stderr, file=sys.stderr)
-                    return proc.returncode
-                result = json.loads(proc.stdout.strip().splitlines()[-1])
-                trouble = sum(any(t in line for t in CODEGEN_TROUBLE)
-                              for line in proc.stderr.splitlines())
-                us_per_row = result["plan"] / summary.rows_offline * 1e6
-                rows.append((result["spark_start"], result["select"], result["plan"], us_per_row))
-                print(f"run {n + 1}: spark start {result['spark_start']:.1f} s, select "
-                      f"{result['select']:.1f} s, plan {result['plan']:.1f} s "
-                      f"({us_per_row:.1f} us/row), codegen warnings/errors {trouble}, "
-                      f"counts {result['counts']}", flush=True)
-            medians = [statistics.median(col) for col in zip(*rows, strict=True)]
-            print(f"median of {args.runs}: spark start {medians[0]:.1f} s, select "
-                  f"{medians[1]:.1f} s, plan {medians[2]:.1f} s ({medians[3]:.1f} us/row over "
-                  f"{summary.rows_offline:,} rows)")
+                for name, path in jobs.items():
+                    run_env = dict(env, PYTHONPATH=path) if path else env
+                    result = timed_plan(conf, run_env)
+                    if result is None:
+                        return 1
+                    us_per_row = result["plan"] / summary.rows_offline * 1e6
+                    rows[name].append((result["spark_start"], result["select"], result["plan"],
+                                       us_per_row))
+                    print(f"{name} run {n + 1}: spark start {result['spark_start']:.1f} s, "
+                          f"select {result['select']:.1f} s, plan {result['plan']:.1f} s "
+                          f"({us_per_row:.1f} us/row), codegen warnings/errors "
+                          f"{result['trouble']}, counts {result['counts']}", flush=True)
+            for name, runs in rows.items():
+                medians = [statistics.median(col) for col in zip(*runs, strict=True)]
+                print(f"{name} median of {args.runs}: spark start {medians[0]:.1f} s, select "
+                      f"{medians[1]:.1f} s, plan {medians[2]:.1f} s ({medians[3]:.1f} us/row "
+                      f"over {summary.rows_offline:,} rows)")
     return 0
 
 

@@ -114,8 +114,8 @@ def latest_state(df: DataFrame, id_col: str, event_time_col: str) -> DataFrame:
 
     Order: event time (as an instant), then api_invocation_time, then write_time, all newest
     wins (null loses). The first row per id of a window sorted that way: one shuffle and a
-    sort, whole-stage generated, with Spark's per-group limit dropping older versions before
-    the shuffle. (max(struct(key, row)) did the same but only as a row-by-row SortAggregate.)
+    sort, with Spark's per-group limit dropping older versions before the shuffle where it can
+    (max(struct(key, row)) planned a slower SortAggregate comparing whole-row structs).
     Deterministic: in the (practically impossible) case of a full tie the remaining column
     values decide, largest first. Output columns keep the input's names, order and types.
     """
@@ -254,8 +254,8 @@ def _float_text(c: Column, data_type: DataType) -> Column:
     )
 
 
-# Java's scientific form with an exponent within ±20; group 1: the mantissa's digits up to the
-# last non-zero one (1.0E10 -> "1", "0").
+# Java's scientific form with an exponent within ±20, and its mantissa: the digits before and
+# after the point up to the last non-zero one (1.0E10 -> "1", "").
 _JAVA_SCIENTIFIC = r"^-?[0-9]\.[0-9]+E-?(1?[0-9]|20)$"
 _MANTISSA_DIGITS = r"^-?([0-9])\.([0-9]*?)0*E.*$"
 
