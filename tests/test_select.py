@@ -11,9 +11,11 @@ import pytest
 from chispa import assert_df_equality
 from fsmigrate.errors import BadInput
 from fsmigrate.groups import FRACTIONAL, INTEGRAL, STRING, Feature, FeatureMapping
+from fsmigrate.plan import Counts
 from fsmigrate.select import (
     after_record_id,
     apply_filter,
+    count_selection,
     drop_deleted,
     encode_for_target,
     event_time_key,
@@ -412,6 +414,37 @@ def test_after_record_id_long_ids_compare_as_strings(spark):
     assert_df_equality(out, expected)
 
 
+# ---- count_selection -------------------------------------------------------------------------
+
+
+def test_count_selection_in_one_pass_matches_the_chain(spark):
+    rows = [
+        put("a", "2024-01-01T00:00:00Z", amount=1),  # live, filtered out
+        put("b", "2024-01-01T00:00:00Z", amount=5),  # matched, before --resume-from
+        put("c", "2024-01-01T00:00:00Z", amount=9),
+        delete("c", "2024-01-02T00:00:00Z"),  # deleted
+        put("d", "2024-01-01T00:00:00Z"),  # filter is null: filtered out
+        put("e", "2024-01-01T00:00:00Z", amount=10),
+        put("e", "2024-01-02T00:00:00Z", amount=1),  # latest no longer matches: filtered out
+        put("f", "2024-01-01T00:00:00Z", amount=7),  # selected
+        put("g", "2024-01-01T00:00:00Z", amount=1),
+        put("g", "2024-01-02T00:00:00Z", amount=8),  # latest matches: selected
+    ]
+    latest_rows = latest(spark, rows)
+    counts = count_selection(latest_rows, "id", "WHERE amount > 2", "c", rows_scanned=10)
+    assert counts == Counts(rows_scanned=10, records=7, deleted_skipped=1, filtered_out=3,
+                            before_resume_from=1, selected=2)
+    chosen = after_record_id(apply_filter(drop_deleted(latest_rows), "amount > 2"), "id", "c")
+    assert sorted(r.id for r in chosen.collect()) == ["f", "g"]
+    assert count_selection(latest_rows, "id", None, None) == Counts(records=7, deleted_skipped=1,
+                                                                   selected=6)
+
+
+def test_count_selection_refuses_a_bad_filter(spark):
+    with pytest.raises(BadInput, match="not boolean"):
+        count_selection(latest(spark, [put("a", "2024-01-01T00:00:00Z")]), "id", "amount", None)
+
+
 # ---- encode_for_target -----------------------------------------------------------------------
 
 
@@ -476,6 +509,41 @@ def test_encode_doubles_as_plain_decimals_like_other_clients(spark):
         ("12345678.9",), ("-0.000123",), ("9.999999999999999E22",), ("2.0E-300",)])
     mappings = [mapping("d", FRACTIONAL, FRACTIONAL)]
     assert_df_equality(encoded(spark, rows, mappings, schema), expected)
+
+
+EDGES = [
+    (0.0, "0.0"), (-0.0, "-0.0"),  # negative zero keeps its sign
+    (5e-324, "4.9E-324"), (-5e-324, "-4.9E-324"),  # subnormals: beyond 1e-20, scientific
+    (2.2250738585072014e-308, "2.2250738585072014E-308"),
+    (1e20, "100000000000000000000.0"), (-1e20, "-100000000000000000000.0"),
+    (9.999999999999999e20, "999999999999999900000.0"), (1e21, "1.0E21"), (-1e21, "-1.0E21"),
+    (1e-20, "0.00000000000000000001"), (-1e-20, "-0.00000000000000000001"),
+    (1.2345678901234567e-20, "0.000000000000000000012345678901234567"),
+    (1.0000000000000001e-20, "0.000000000000000000010000000000000001"),
+    (9.999999999999998e-21, "9.999999999999998E-21"), (1e-21, "1.0E-21"),  # next below 1e-20
+    (1.0000000000000002e20, "100000000000000020000.0"),
+    (1e7, "10000000.0"), (9999999.0, "9999999.0"), (12345678.25, "12345678.25"),
+    (0.001, "0.001"), (0.0009999999999999998, "0.0009999999999999998"), (0.0009, "0.0009"),
+    (-0.00012, "-0.00012"), (9999999.999999998, "9999999.999999998"),
+    (1.0000000000000002, "1.0000000000000002"),
+    (float("nan"), "NaN"), (float("inf"), "Infinity"), (float("-inf"), "-Infinity"),
+]
+
+
+def test_encode_plain_decimal_edges(spark):
+    """Boundaries of the plain form (±20 orders of magnitude, Java's own switch at 1e-3 and
+    1e7), signed zero, subnormals, NaN and the infinities."""
+    df = spark.createDataFrame([(v,) for v, _ in EDGES], "d double")
+    out = [r.d for r in encode_for_target(df, [mapping("d", FRACTIONAL, FRACTIONAL)]).collect()]
+    assert list(zip([v for v, _ in EDGES], out, strict=True)) == EDGES
+
+
+def test_encode_plain_decimal_floats(spark):
+    values = [1e10, 1.5e-5, -3.4028235e38, 1e-20, 1e-45, 0.1, -0.0]
+    df = spark.createDataFrame([(v,) for v in values], "f float")
+    out = [r.f for r in encode_for_target(df, [mapping("f", FRACTIONAL, FRACTIONAL)]).collect()]
+    assert out == ["10000000000.0", "0.000015", "-3.4028235E38", "0.00000000000000000001",
+                   "1.4E-45", "0.1", "-0.0"]
 
 
 def test_encode_converted_pairs(spark):

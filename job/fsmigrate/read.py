@@ -17,7 +17,14 @@ from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
 from .groups import Compatibility, Feature, GroupSpec
 from .plan import Counts, shuffle_partitions
-from .select import after_record_id, apply_filter, drop_deleted, encode_for_target, latest_state
+from .select import (
+    after_record_id,
+    apply_filter,
+    count_selection,
+    drop_deleted,
+    encode_for_target,
+    latest_state,
+)
 from .settings import Settings
 from .sources import IDS_FROM_OFFLINE
 from .sources.offline import footer_stats, read_offline
@@ -55,14 +62,9 @@ def select_offline(spark: SparkSession, settings: Settings, source: GroupSpec,
     spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions(stats.rows, parallelism))
     latest = latest_state(raw, source.record_id, source.event_time)
     latest = latest.persist(StorageLevel.MEMORY_AND_DISK)
-    live = drop_deleted(latest)
-    matched = apply_filter(live, filter_query)
-    chosen = after_record_id(matched, source.record_id, resume_from)
-    records, live_n, matched_n = latest.count(), live.count(), matched.count()
-    selected = chosen.count() if resume_from else matched_n
-    counts = Counts(rows_scanned=stats.rows, records=records, deleted_skipped=records - live_n,
-                    filtered_out=live_n - matched_n, before_resume_from=matched_n - selected,
-                    selected=selected)
+    chosen = after_record_id(apply_filter(drop_deleted(latest), filter_query),
+                             source.record_id, resume_from)
+    counts = count_selection(latest, source.record_id, filter_query, resume_from, stats.rows)
     # An offline store keeps no expiry: the target's default TTL (if any) applies.
     encoded = encode_for_target(chosen, list(compat.mappings))
     return Selection(encoded, counts, stats.files, stats.bytes, cached=[latest],

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from pyspark.errors import PySparkException
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
@@ -27,14 +27,17 @@ from pyspark.sql.types import (
 
 from .errors import BadInput
 from .groups import FeatureMapping
+from .plan import Counts
 
 __all__ = [
     "normalize_filter",
     "event_time_key",
     "latest_state",
     "drop_deleted",
+    "filter_condition",
     "apply_filter",
     "after_record_id",
+    "count_selection",
     "encode_for_target",
 ]
 
@@ -49,8 +52,7 @@ _FLOAT_TYPES = (DoubleType, FloatType)
 _ISO_EVENT_TIME = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.(\d{1,9}))?Z$"
 # Feature names can't start with "_", so these never collide with a real column.
 _KEY = "_fsm_key"
-_ROW = "_fsm_row"
-_LATEST = "_fsm_latest"
+_RANK = "_fsm_rank"
 _LEADING_WHERE = re.compile(r"^where\b\s*", re.IGNORECASE)
 
 
@@ -111,26 +113,22 @@ def latest_state(df: DataFrame, id_col: str, event_time_col: str) -> DataFrame:
     """One row per record id: its newest version, the row the online store would hold.
 
     Order: event time (as an instant), then api_invocation_time, then write_time, all newest
-    wins. Done as one aggregation, max(struct(key, api, write, row)), which is deterministic:
-    in the (practically impossible) case of a full tie the remaining column values decide.
-    Output columns keep the input's names, order and types (non-key columns come back nullable).
+    wins (null loses). The first row per id of a window sorted that way: one shuffle and a
+    sort, with Spark's per-group limit dropping older versions before the shuffle where it can
+    (max(struct(key, row)) planned a slower SortAggregate comparing whole-row structs).
+    Deterministic: in the (practically impossible) case of a full tie the remaining column
+    values decide, largest first. Output columns keep the input's names, order and types.
     """
     types = {f.name: f.dataType for f in df.schema.fields}
     for required in (id_col, event_time_col, API_INVOCATION_TIME, WRITE_TIME):
         if required not in types:
             raise ValueError(f"latest_state: column {required!r} missing from {df.columns}")
-    others = [c for c in df.columns if c != id_col]
-    ordered = F.struct(
-        event_time_key(event_time_col, types[event_time_col]).alias(_KEY),
-        F.col(API_INVOCATION_TIME),
-        F.col(WRITE_TIME),
-        F.struct(*[F.col(c) for c in others]).alias(_ROW),
-    )
-    latest = df.groupBy(id_col).agg(F.max(ordered).alias(_LATEST))
-    row = F.col(_LATEST).getField(_ROW)
-    return latest.select(
-        *[F.col(c) if c == id_col else row.getField(c).alias(c) for c in df.columns]
-    )
+    ties = [c for c in df.columns if c not in (id_col, API_INVOCATION_TIME, WRITE_TIME)]
+    order = [F.col(c).desc_nulls_last() for c in (_KEY, API_INVOCATION_TIME, WRITE_TIME, *ties)]
+    newest_first = Window.partitionBy(id_col).orderBy(*order)
+    keyed = df.withColumn(_KEY, event_time_key(event_time_col, types[event_time_col]))
+    return (keyed.withColumn(_RANK, F.row_number().over(newest_first))
+            .where(F.col(_RANK) == 1).select(*df.columns))
 
 
 def drop_deleted(latest: DataFrame) -> DataFrame:
@@ -164,16 +162,16 @@ def _reject_alias(expr: str) -> None:
         ) from None
 
 
-def apply_filter(df: DataFrame, query: str | None) -> DataFrame:
-    """Keep rows matching the user's Spark SQL boolean expression (--filter-query).
+def filter_condition(df: DataFrame, query: str | None) -> Column | None:
+    """The user's Spark SQL boolean expression (--filter-query) as a Column checked against
+    `df`; None without a filter.
 
-    Apply it to the latest state only: then it can't pick an older version of a record, nor
-    bring a deleted one back. Every problem is found here, at planning time (Spark analyses
-    eagerly), and becomes BadInput (exit 2) with a one-line message.
+    Every problem is found here, at planning time (Spark analyses eagerly), and becomes
+    BadInput (exit 2) with a one-line message.
     """
     expr = normalize_filter(query)
     if expr is None:
-        return df
+        return None
     hint = "fix it: a Spark SQL boolean expression over the source's feature columns"
     try:
         condition = F.expr(expr)
@@ -184,10 +182,21 @@ def apply_filter(df: DataFrame, query: str | None) -> DataFrame:
                 f"--filter-query {expr!r} is of type {data_type.simpleString()}, "
                 f"not boolean; {hint}, e.g. `amount > 10`"
             )
-        return df.where(condition)
+        df.where(condition)  # e.g. an aggregate function is refused only here
+        return condition
     except PySparkException as error:
         reason = _first_line(error)
         raise BadInput(f"--filter-query {expr!r} is invalid: {reason}; {hint}") from None
+
+
+def apply_filter(df: DataFrame, query: str | None) -> DataFrame:
+    """Keep rows matching the user's filter (see filter_condition).
+
+    Apply it to the latest state only: then it can't pick an older version of a record, nor
+    bring a deleted one back.
+    """
+    condition = filter_condition(df, query)
+    return df if condition is None else df.where(condition)
 
 
 def after_record_id(df: DataFrame, id_col: str, resume_from: str | None) -> DataFrame:
@@ -199,7 +208,31 @@ def after_record_id(df: DataFrame, id_col: str, resume_from: str | None) -> Data
     """
     if resume_from is None:
         return df
-    return df.where(F.col(id_col).cast("string") > F.lit(resume_from))
+    return df.where(_after(id_col, resume_from))
+
+
+def _after(id_col: str, resume_from: str) -> Column:
+    return F.col(id_col).cast("string") > F.lit(resume_from)
+
+
+def count_selection(latest: DataFrame, id_col: str, query: str | None,
+                    resume_from: str | None, rows_scanned: int = 0) -> Counts:
+    """The plan's counts for `latest` (from latest_state) in one aggregation, one pass.
+
+    The same rules as drop_deleted -> apply_filter -> after_record_id, as counts: a null
+    filter result or id never passes (where() drops those rows too).
+    """
+    live = ~F.coalesce(F.col(IS_DELETED), F.lit(False))
+    condition = filter_condition(latest, query)
+    matched = live if condition is None else live & F.coalesce(condition, F.lit(False))
+    chosen = matched
+    if resume_from is not None:
+        chosen = matched & F.coalesce(_after(id_col, resume_from), F.lit(False))
+    records, live_n, matched_n, selected = latest.agg(
+        F.count(F.lit(1)), F.count_if(live), F.count_if(matched), F.count_if(chosen)).first()
+    return Counts(rows_scanned=rows_scanned, records=records, deleted_skipped=records - live_n,
+                  filtered_out=live_n - matched_n, before_resume_from=matched_n - selected,
+                  selected=selected)
 
 
 # ---- encoding --------------------------------------------------------------------------------
@@ -221,31 +254,33 @@ def _float_text(c: Column, data_type: DataType) -> Column:
     )
 
 
-_JAVA_SCIENTIFIC = r"^(-?)([0-9])\.([0-9]+)E(-?[0-9]+)$"
+# Java's scientific form with an exponent within ±20, and its mantissa: the digits before and
+# after the point up to the last non-zero one (1.0E10 -> "1", "").
+_JAVA_SCIENTIFIC = r"^-?[0-9]\.[0-9]+E-?(1?[0-9]|20)$"
+_MANTISSA_DIGITS = r"^-?([0-9])\.([0-9]*?)0*E.*$"
 
 
 def _plain_decimal(text: Column) -> Column:
     """The same digits without Java's exponent: 1.7040672005E9 -> 1704067200.5, 1.0E-4 ->
     0.0001, as other clients send them (Python's str does) and as fractional-second event
-    times read best. Exponents beyond ±20 keep the scientific form."""
+    times read best. Exponents beyond ±20 keep the scientific form.
 
-    def part(i: int) -> Column:
-        return F.regexp_extract(text, _JAVA_SCIENTIFIC, i)
-
-    def zeros(count: Column) -> Column:
-        return F.call_function("repeat", F.lit("0"), count)
-
-    sign, exponent = part(1), part(4).cast("int")
-    digits = F.regexp_replace(F.concat(part(2), part(3)), "0+$", "")
-    digits = F.when(digits == "", F.lit("0")).otherwise(digits)
-    length, whole = F.length(digits), exponent + F.lit(1)  # whole: digits before the point
-    at_least_one = F.when(
-        length <= whole, F.concat(digits, zeros(whole - length), F.lit(".0"))
-    ).otherwise(F.concat(digits.substr(F.lit(1), whole), F.lit("."),
-                         digits.substr(whole + F.lit(1), length - whole)))
-    below_one = F.concat(F.lit("0."), zeros(-exponent - F.lit(1)), digits)
-    plain = F.concat(sign, F.when(exponent >= 0, at_least_one).otherwise(below_one))
-    return F.when(text.rlike(_JAVA_SCIENTIFIC) & (F.abs(exponent) <= 20), plain).otherwise(text)
+    Few nodes on purpose: every reference to a sub-expression is generated again, and a
+    bigger tree made whole-stage codegen of a 22-feature projection fail (64 KB method limit)
+    and fall back to interpreted evaluation."""
+    digits = F.regexp_replace(text, _MANTISSA_DIGITS, "$1$2")
+    exponent = F.substring_index(text, "E", -1).cast("int")
+    # exponent < 0: 0.000ddd; else the first exponent + 1 digits (zero-padded), the point, the
+    # rest ("" becomes "0" below).
+    zero = F.lit("0")
+    below_one = F.concat(F.lit("0."), F.call_function(
+        "lpad", digits, F.length(digits) - exponent - F.lit(1), zero))
+    at_least_one = F.concat(F.call_function("rpad", digits, exponent + F.lit(1), zero), F.lit("."),
+                            digits.substr(exponent + F.lit(2), F.lit(100)))
+    plain = F.concat(F.when(text.startswith("-"), F.lit("-")).otherwise(F.lit("")),
+                     F.when(exponent < 0, below_one).otherwise(at_least_one))
+    return F.when(text.rlike(_JAVA_SCIENTIFIC), F.regexp_replace(plain, r"\.$", ".0")).otherwise(
+        text)
 
 
 def _scalar_text(c: Column, data_type: DataType, what: str) -> Column:

@@ -1,0 +1,147 @@
+"""Benchmark the plan phase of an offline-only source: seed N records (with history) once, then
+plan a dry run in a fresh local[2] Spark process several times. Prints per-run and median
+numbers; no assertions.
+
+    .venv/bin/python scripts/bench_plan.py [--records 200000] [--versions 3] [--runs 3]
+
+The plan phase here is what run.migrate spends between starting Spark and having the plan:
+read + latest state + counts (select_offline) and the plan with its sample records
+(make_plan). Spark's start-up is reported apart. Each run is a new process (a cold JVM, as
+with spark-submit); its Spark log is scanned for codegen failures. `--baseline DIR` also
+times another checkout's `job/` directory (e.g. `git archive <commit> job | tar -x -C DIR`),
+alternating run by run so both see the same machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+SOURCE, TARGET = "bench-plan-source", "bench-plan-target"
+CODEGEN_TROUBLE = ("failed to compile", "falling back", "grows beyond")
+
+
+def child(args: argparse.Namespace) -> int:
+    """One timed plan in this process; prints one JSON line."""
+    import logging
+
+    from fsmigrate import run
+    from fsmigrate.groups import check_compatibility
+    from fsmigrate.select import normalize_filter
+    from fsmigrate.settings import load_settings
+    from fsmigrate.storage import Store
+    from pyspark.sql import SparkSession
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = load_settings(["--conf", args.conf, "--source", SOURCE, "--target", TARGET,
+                              "--dry-run"])
+    m = settings.migration
+    source = run.describe(settings, SOURCE, "source")
+    target = run.describe(settings, TARGET, "target")
+    compat = check_compatibility(source, target, m.missing_features)
+    started = time.perf_counter()
+    spark = (SparkSession.builder.master("local[2]").appName("bench-plan")
+             .config("spark.ui.enabled", "false")
+             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    spark.sparkContext.setLogLevel("WARN")
+    spark_start = time.perf_counter() - started
+    store = Store(settings.aws, settings.local_root)
+    started = time.perf_counter()
+    selection = run.select_offline(spark, settings, source, compat, store,
+                                   normalize_filter(m.filter_query), m.resume_from)
+    selected = time.perf_counter() - started
+    plan = run.make_plan(settings, spark, source, target, compat, selection, "batch")
+    planned = time.perf_counter() - started
+    print(json.dumps({"spark_start": spark_start, "select": selected, "plan": planned,
+                      "counts": plan.counts.__dict__}), flush=True)
+    spark.stop()
+    return 0
+
+
+def timed_plan(conf: Path, env: dict[str, str]) -> dict | None:
+    proc = subprocess.run([sys.executable, __file__, "--child", "--conf", str(conf)], env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        print(proc.stdout, proc.stderr[-5000:], file=sys.stderr)
+        return None
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["trouble"] = sum(any(t in line for t in CODEGEN_TROUBLE)
+                            for line in proc.stderr.splitlines())
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--records", type=int, default=200_000)
+    p.add_argument("--versions", type=int, default=3)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--baseline", help="a job/ directory of another checkout to compare with")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--conf", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        return child(args)
+
+    import boto3
+    import emulator_process
+    from seed_data import SeedSpec, feature_definitions, seed
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
+        data = Path(tmp) / "s3"
+        with emulator_process.start(data) as emu:
+            started = time.monotonic()
+            spec = SeedSpec(group=SOURCE, records=args.records, versions=args.versions,
+                            stores="offline")
+            summary = seed(spec, endpoint_url=emu.url, local_root=data)
+            boto3.client("sagemaker", region_name="us-east-1",
+                         endpoint_url=emu.url).create_feature_group(
+                FeatureGroupName=TARGET, RecordIdentifierFeatureName="record_id",
+                EventTimeFeatureName="event_time", FeatureDefinitions=feature_definitions(spec),
+                OnlineStoreConfig={"EnableOnlineStore": True},
+                RoleArn="arn:aws:iam::123456789012:role/bench")
+            print(f"seeded {summary.records:,} records / {summary.rows_offline:,} rows in "
+                  f"{summary.files} files, {time.monotonic() - started:.1f} s", flush=True)
+            conf = Path(tmp) / "bench.yaml"
+            conf.write_text(f"aws:\n  region: us-east-1\n  endpoint_url: {emu.url}\n"
+                            f"storage:\n  local_root: {data}\n"
+                            f"output:\n  uri: s3://local-feature-store/runs\n")
+            env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+            jobs = {"this checkout": None}
+            if args.baseline:
+                jobs = {"baseline": str(Path(args.baseline).resolve()), **jobs}
+            rows: dict[str, list] = {name: [] for name in jobs}
+            for n in range(args.runs):
+                for name, path in jobs.items():
+                    run_env = dict(env, PYTHONPATH=path) if path else env
+                    result = timed_plan(conf, run_env)
+                    if result is None:
+                        return 1
+                    us_per_row = result["plan"] / summary.rows_offline * 1e6
+                    rows[name].append((result["spark_start"], result["select"], result["plan"],
+                                       us_per_row))
+                    print(f"{name} run {n + 1}: spark start {result['spark_start']:.1f} s, "
+                          f"select {result['select']:.1f} s, plan {result['plan']:.1f} s "
+                          f"({us_per_row:.1f} us/row), codegen warnings/errors "
+                          f"{result['trouble']}, counts {result['counts']}", flush=True)
+            for name, runs in rows.items():
+                medians = [statistics.median(col) for col in zip(*runs, strict=True)]
+                print(f"{name} median of {args.runs}: spark start {medians[0]:.1f} s, select "
+                      f"{medians[1]:.1f} s, plan {medians[2]:.1f} s ({medians[3]:.1f} us/row "
+                      f"over {summary.rows_offline:,} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
