@@ -72,6 +72,14 @@ class EmulatorProcess:
         unprocessed_rate, unprocessed_get_rate, seed); no arguments clears them all."""
         return self._call("POST", "/_emulator/faults", settings)
 
+    def offline_status(self, name: str, status: str, reason: str | None = None) -> dict:
+        """Set a group's OfflineStoreStatus (Active | Blocked | Disabled) as
+        DescribeFeatureGroup shows it."""
+        body = {"FeatureGroupName": name, "OfflineStoreStatus": status}
+        if reason:
+            body["BlockedReason"] = reason
+        return self._call("POST", "/_emulator/offline-status", body)
+
     def reset(self) -> dict:
         """Drop all groups, records, buffered rows, faults and stats; delete written files."""
         return self._call("POST", "/_emulator/reset")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 
+import pytest
 from emulator_helpers import create_group, error_of, get, offline_dir, rec
 
 
@@ -51,3 +52,23 @@ def test_reset_clears_everything(clean_emulator, sm, fsr):
     assert stats["faults"] == {} and stats["operations"] == {}
     assert stats["offline"]["files_written"] == 0
     assert error_of(sm.describe_feature_group, FeatureGroupName=name)[0] == "ResourceNotFound"
+
+
+def test_offline_store_status_can_be_blocked(emulator, sm):
+    """sagemaker model: DescribeFeatureGroup's OfflineStoreStatus {Status: Active | Blocked |
+    Disabled, BlockedReason}; /_emulator/offline-status sets it."""
+    import emulator_process
+
+    name = create_group(sm)
+    emulator.offline_status(name, "Blocked", "replication failed")
+    d = sm.describe_feature_group(FeatureGroupName=name)
+    assert d["OfflineStoreStatus"] == {"Status": "Blocked", "BlockedReason": "replication failed"}
+    listed = sm.list_feature_groups(NameContains=name, OfflineStoreStatusEquals="Blocked")
+    assert [g["FeatureGroupName"] for g in listed["FeatureGroupSummaries"]] == [name]
+    emulator.offline_status(name, "Active")
+    assert sm.describe_feature_group(FeatureGroupName=name)["OfflineStoreStatus"] == {
+        "Status": "Active"}
+    with pytest.raises(emulator_process.EmulatorError, match="400"):
+        emulator.offline_status(name, "Broken")
+    with pytest.raises(emulator_process.EmulatorError, match="404"):
+        emulator.offline_status(name + "-missing", "Blocked")

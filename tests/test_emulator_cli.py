@@ -39,3 +39,31 @@ def test_shutdown_flushes_and_start_reports_failures(tmp_path, boto_session):
     assert glob.glob(str(tmp_path / "data" / "**" / "*.parquet"), recursive=True)
     with pytest.raises(emulator_process.EmulatorError, match="usage"):
         emulator_process.start(tmp_path / "x", extra_args=["--no-such-flag"])
+
+
+def test_offline_delivery_waits_the_delay(tmp_path, boto_session):
+    """AWS developer guide (feature-store-offline): rows reach the offline store after a delay
+    (up to ~15 minutes). A timer flush delivers a row only once it is that old;
+    /_emulator/flush delivers everything at once."""
+    import emulator_process
+
+    emu = emulator_process.start(tmp_path / "data", extra_args=[
+        "--flush-interval", "0.1", "--offline-delay-seconds", "1.5"])
+    with emu:
+        sm = boto_session.client("sagemaker", region_name="us-east-1", endpoint_url=emu.url)
+        fsr = boto_session.client("sagemaker-featurestore-runtime", region_name="us-east-1",
+                                  endpoint_url=emu.url)
+        name = create_group(sm)
+        started = time.monotonic()
+        fsr.put_record(FeatureGroupName=name,
+                       Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))
+        time.sleep(0.5)
+        assert emu.stats()["offline"]["buffered_rows"] == 1  # not due yet
+        while (not emu.stats()["offline"]["rows_written"]
+               and time.monotonic() - started < 10):
+            time.sleep(0.1)
+        assert time.monotonic() - started >= 1.5
+        assert emu.stats()["offline"]["rows_written"] == 1
+        fsr.put_record(FeatureGroupName=name,
+                       Record=rec(id="b", event_time="2024-01-01T00:00:00Z"))
+        assert emu.flush() == {"files": 1, "rows": 1}  # on demand: now

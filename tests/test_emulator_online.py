@@ -26,10 +26,26 @@ def test_newest_event_time_wins_across_fraction_precisions(sm, fsr, spark, emula
     put("2024-01-01T00:00:00.500000001Z", "newest, 9 digits")
     put("2024-01-01T00:00:00.123Z", "older, 3 digits")
     assert get(fsr, name, "r")["label"] == "newest, 9 digits"
-    put("2024-01-01T00:00:00.500000001Z", "same instant, later call")
-    assert get(fsr, name, "r")["label"] == "same instant, later call"
     df = read_offline(spark, emulator, sm, name)
-    assert df.count() == 5  # older writes still reach the offline store
+    assert df.count() == 4  # older writes still reach the offline store
+
+
+def test_equal_event_time_is_historic(sm, fsr, spark, emulator):
+    """PutRecord docs (botocore model, PutRecord documentation): "If a new record's EventTime
+    is greater, the new record is written to both the OnlineStore and OfflineStore. Otherwise,
+    the record is a historic record and it is written only to the OfflineStore." Equal is not
+    greater: the online record stays, the offline store gets the row."""
+    name = create_group(sm)
+    for label in ("first", "same instant, later call"):
+        fsr.put_record(FeatureGroupName=name, Record=rec(
+            id="r", event_time="2024-01-01T00:00:00.5Z", label=label))
+    # the same instant written with other digits is still equal
+    fsr.put_record(FeatureGroupName=name, Record=rec(
+        id="r", event_time="2024-01-01T00:00:00.500Z", label="same, 3 digits"))
+    assert get(fsr, name, "r")["label"] == "first"
+    rows = read_offline(spark, emulator, sm, name).select("label").collect()
+    assert sorted(r.label for r in rows) == ["first", "same instant, later call",
+                                             "same, 3 digits"]
 
 
 def test_newest_wins_with_fractional_event_times(sm, fsr):

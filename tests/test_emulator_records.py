@@ -4,6 +4,7 @@ models.py): value checks, TargetStores, PutRecord/GetRecord and the batch operat
 from __future__ import annotations
 
 import pytest
+from botocore.exceptions import ClientError
 from emulator_helpers import (
     BASE,
     create_group,
@@ -130,8 +131,10 @@ def test_batch_get_record(sm, fsr, raw_fsr):
     assert by_group[g1]["RecordIdentifierValueAsString"] == "a"
     assert "ExpiresAt" not in by_group[g1]
     assert by_group[g2]["ExpiresAt"] == "2030-01-01T02:00:00Z"
+    # BatchGetRecord's model lists no ResourceNotFound (service-2.json, its "errors")
     assert [(e["FeatureGroupName"], e["ErrorCode"]) for e in resp["Errors"]] == [
-        (missing, "ResourceNotFound")]
+        (missing, "ValidationError")]
+    assert resp["Errors"][0]["ErrorMessage"].startswith("Resource Not Found")
     assert resp["UnprocessedIdentifiers"] == []
     too_many = [{"FeatureGroupName": g1, "RecordIdentifiersValueAsString":
                  [str(i) for i in range(101)]}]
@@ -159,3 +162,53 @@ def test_batch_write_record(sm, fsr, raw_fsr):
     one = entries[0]
     assert error_of(raw_fsr.batch_write_record, Entries=[]) == ("ValidationError", 400)
     assert error_of(raw_fsr.batch_write_record, Entries=[one] * 26) == ("ValidationError", 400)
+
+
+LONG_ID = "i" * 2049
+BIG = "x" * 120_000  # three of them pass the 358,400-character value limit but not 350 KB
+
+
+@pytest.mark.parametrize("record, why", [
+    # ValueAsString: {"max": 358400, "pattern": ".*"} (service-2.json); Java's "." excludes
+    # line terminators
+    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="x" * 358_401), "358400"),
+    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="two\nlines"), "U+000A"),
+    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="cr\r"), "U+000D"),
+    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="nel\u0085"), "U+0085"),
+    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="ls\u2028"), "U+2028"),
+    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="ps\u2029"), "U+2029"),
+    # quotas page: record <= 350 KB, record identifier <= 2 KB
+    (rec(id="a", event_time="2024-01-01T00:00:00Z", label=BIG, big1=BIG, big2=BIG),
+     "350 KB"),
+    (rec(id=LONG_ID, event_time="2024-01-01T00:00:00Z"), "2 KB"),
+])
+def test_value_constraints_reject_the_put_and_the_whole_batch(sm, fsr, raw_fsr, record, why):
+    features = defs(*BASE, ("label", "String"), ("big1", "String"), ("big2", "String"))
+    name = create_group(sm, features=features)
+    with pytest.raises(ClientError) as info:
+        raw_fsr.put_record(FeatureGroupName=name, Record=record)
+    assert info.value.response["Error"]["Code"] == "ValidationError"
+    assert why in info.value.response["Error"]["Message"]
+    # BatchWriteRecord: a model/quota constraint rejects the call, its neighbours included
+    good = {"FeatureGroupName": name, "Record": rec(id="good", event_time="2024-01-01T00:00:00Z")}
+    assert error_of(raw_fsr.batch_write_record, Entries=[
+        good, {"FeatureGroupName": name, "Record": record}]) == ("ValidationError", 400)
+    assert get(fsr, name, "good") == {} and get(fsr, name, "a") == {}
+    assert get(fsr, name, LONG_ID) == {}
+
+
+def test_values_at_the_limits_are_accepted(sm, fsr):
+    features = defs(*BASE, ("label", "String"), ("count", "Integral"), ("amount", "Fractional"))
+    name = create_group(sm, features=features)
+    rid = "é" * 1024  # 2,048 UTF-8 bytes: exactly 2 KB
+    record = rec(id=rid, event_time="2024-01-01T00:00:00Z", label="tab\tand \u00a0 ok" +
+                 "y" * 300_000, count="-9223372036854775808", amount="1.7976931348623157e308")
+    fsr.put_record(FeatureGroupName=name, Record=record)
+    got = get(fsr, name, rid)
+    assert got["count"] == "-9223372036854775808" and len(got["label"]) == 300_012
+    for count in ("9223372036854775808", "-9223372036854775809"):  # Integral: signed 64-bit
+        assert error_of(fsr.put_record, FeatureGroupName=name, Record=rec(
+            id="b", event_time="2024-01-01T00:00:00Z", count=count)) == ("ValidationError", 400)
+    for amount in ("1e309", "NaN", "Infinity", "-inf"):  # Fractional: a finite IEEE-754 double
+        assert error_of(fsr.put_record, FeatureGroupName=name, Record=rec(
+            id="b", event_time="2024-01-01T00:00:00Z", amount=amount)) == ("ValidationError", 400)

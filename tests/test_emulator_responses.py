@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from emulator_helpers import create_group, error_of, rec, uniq
 
 
@@ -48,14 +49,27 @@ def test_missing_authorization_is_forbidden(emulator, boto_session):
     assert json.loads(err.read())["__type"] == "AccessDeniedException"
 
 
-def test_unknown_group_is_resource_not_found(fsr):
+def test_unknown_group_follows_each_operations_error_list(fsr):
+    """botocore's sagemaker-featurestore-runtime service-2.json, ``operations.<Op>.errors``:
+    GetRecord and ListRecords list ResourceNotFound (404); PutRecord and DeleteRecord do not,
+    and the service answers ValidationError "Resource Not Found" there (DESIGN.md §2)."""
     name = uniq("missing")
+    model = fsr.meta.service_model
     calls = [
-        (fsr.put_record, dict(Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))),
-        (fsr.get_record, dict(RecordIdentifierValueAsString="a")),
-        (fsr.list_records, {}),
-        (fsr.delete_record, dict(RecordIdentifierValueAsString="a",
-                                 EventTime="2024-01-01T00:00:00Z")),
+        (fsr.put_record, "PutRecord", dict(Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))),
+        (fsr.get_record, "GetRecord", dict(RecordIdentifierValueAsString="a")),
+        (fsr.list_records, "ListRecords", {}),
+        (fsr.delete_record, "DeleteRecord", dict(RecordIdentifierValueAsString="a",
+                                                 EventTime="2024-01-01T00:00:00Z")),
     ]
-    for call, kwargs in calls:
-        assert error_of(call, FeatureGroupName=name, **kwargs) == ("ResourceNotFound", 404)
+    for call, op, kwargs in calls:
+        listed = {e.name for e in model.operation_model(op).error_shapes}
+        with pytest.raises(ClientError) as info:
+            call(FeatureGroupName=name, **kwargs)
+        err = info.value.response["Error"]
+        status = info.value.response["ResponseMetadata"]["HTTPStatusCode"]
+        if "ResourceNotFound" in listed:
+            assert (err["Code"], status) == ("ResourceNotFound", 404), op
+        else:
+            assert (err["Code"], status) == ("ValidationError", 400), op
+            assert err["Message"].startswith("Resource Not Found"), op

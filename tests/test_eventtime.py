@@ -22,8 +22,8 @@ from fsmigrate.eventtime import (
         ("1970-01-01T00:00:00Z", 0),
         ("1970-01-01T00:00:01.5Z", 1_500_000_000),
         ("1970-01-01T00:00:01.123456789Z", 1_123_456_789),
-        ("1970-01-01T00:00:01.1234567891Z", 1_123_456_789),  # beyond ns: truncated
-        ("1970-01-01T02:00:00+02:00", 0),
+        ("1970-01-01T00:00:01.1234567891Z", None),  # the service takes at most 9 digits
+        ("1970-01-01T02:00:00+02:00", None),  # and only Z
         ("2024-05-01T12:00:00Z", 1714564800 * NS),
         ("1714564800", 1714564800 * NS),
         ("1714564800.25", 1714564800 * NS + 250_000_000),
@@ -49,16 +49,43 @@ def test_ttl_seconds_reproduces_expires_at_rounding_up():
 
 
 def test_event_times_for_deletes():
-    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", now_event_time(False))
+    """CreateFeatureGroup's EventTimeFeatureName docs (sagemaker model): String event times
+    are "yyyy-MM-dd'T'HH:mm:ssZ and yyyy-MM-dd'T'HH:mm:ss.SSSZ" (milliseconds); Fractional
+    ones "a Unix timestamp in seconds". DeleteRecord's EventTime is sent that way."""
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", now_event_time(False))
     assert re.fullmatch(r"\d{10}\.\d{6}", now_event_time(True))
-    # the first whole microsecond strictly after the stored instant, in the same family
+    # the first whole millisecond (ISO) / microsecond (seconds) strictly after the stored one
     assert event_time_after("2099-12-31T23:59:59.123456789Z", False) == \
-        "2099-12-31T23:59:59.123457Z"
-    assert event_time_after("2099-12-31T23:59:59.123456Z", False) == "2099-12-31T23:59:59.123457Z"
-    assert event_time_after("2099-12-31T23:59:59Z", False) == "2099-12-31T23:59:59.000001Z"
-    assert event_time_after("2099-12-31T23:59:59.999999Z", False) == "2100-01-01T00:00:00.000000Z"
+        "2099-12-31T23:59:59.124Z"
+    assert event_time_after("2099-12-31T23:59:59.123Z", False) == "2099-12-31T23:59:59.124Z"
+    assert event_time_after("2099-12-31T23:59:59Z", False) == "2099-12-31T23:59:59.001Z"
+    assert event_time_after("2099-12-31T23:59:59.999Z", False) == "2100-01-01T00:00:00.000Z"
     assert event_time_after("4102444800.5", True) == "4102444800.500001"
     assert event_time_after("4102444800", True) == "4102444800.000001"
     assert event_time_after("not a time", False) is None
 
 
+SAMPLES = ["2024-05-01T12:00:00Z", "2024-05-01T12:00:00.5Z", "2024-05-01T12:00:00.123456789Z",
+           "2024-05-01T12:00:00.1234567891Z", "2024-05-01T12:00:00+02:00",
+           "2024-05-01 12:00:00Z", " 2024-05-01T12:00:00Z", "2024-05-01T12:00:00Z\n",
+           "2024-02-30T00:00:00Z", "2024-05-01T12:00:00", "yesterday", ""]
+
+
+def test_one_event_time_grammar_for_the_driver_and_spark(spark):
+    """instant_ns (online reads, clear) and select.event_time_key (offline selection) accept
+    the same strings, and give the same instants: the service's own grammar (String event
+    times: ISO-8601 UTC with Z, up to 9 fraction digits, as the emulator and DESIGN.md §2)."""
+    from fsmigrate.select import event_time_key
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    df = spark.createDataFrame([(s,) for s in SAMPLES],
+                               StructType([StructField("t", StringType())]))
+    keys = {r.t: r.k for r in df.select("t", event_time_key("t", StringType()).alias("k"))
+            .collect()}
+    for text in SAMPLES:
+        ns = instant_ns(text)
+        key = keys[text]
+        got = None if key is None else key.seconds * NS + key.nanos
+        assert got == ns, text
+    assert instant_ns("2024-05-01T12:00:00+02:00") is None  # the service wants Z
+    assert instant_ns("2024-05-01T12:00:00.1234567891Z") is None  # at most 9 digits

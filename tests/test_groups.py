@@ -137,7 +137,7 @@ def test_spec_in_memory_online_only_with_collections():
     assert spec.ttl_seconds == 6 * 3600
     assert spec.feature("tags") == Feature("tags", "String", "Set")
     assert spec.feature("history") == Feature("history", "Integral", "List")
-    assert spec.feature("vec") == Feature("vec", "Fractional", "Vector")
+    assert spec.feature("vec") == Feature("vec", "Fractional", "Vector", 3)
     assert spec.feature("id").collection is None
 
 
@@ -383,3 +383,22 @@ def test_compat_table_shows_problems_and_indent():
     lines = table.splitlines()
     assert all(line.startswith("    ") for line in lines)
     assert lines[1] == "      problem: record identifier differs: source rid, target id"
+
+
+def test_vector_dimension_is_part_of_compatibility():
+    """sagemaker model: FeatureDefinition.CollectionConfig.VectorConfig.Dimension; the service
+    refuses a Vector value whose length is not the target's dimension."""
+    desc = {"FeatureGroupName": "v", "RecordIdentifierFeatureName": "id",
+            "EventTimeFeatureName": "ts", "FeatureGroupStatus": "Created",
+            "FeatureDefinitions": definitions(("id", "String"), ("ts", "Fractional"),
+                                              ("vec", "Fractional", "Vector"))}
+    assert spec_from_description(desc).feature("vec") == Feature("vec", "Fractional", "Vector", 3)
+    src = Feature("f", "Fractional", "Vector", 4)
+    for tgt, expected in [(Feature("f", "Fractional", "Vector", 4), OK),
+                          (Feature("f", "Fractional", "Vector", 8), INCOMPATIBLE)]:
+        compat = check_compatibility(group("src", src), group("tgt", tgt))
+        v = verdict_of(compat, "f")
+        assert v.verdict == expected
+        assert v.source == "Fractional Vector(4)"
+    assert "dimension 4 -> 8" in verdict_of(compat, "f").reason
+    assert compat.ok is False

@@ -16,14 +16,34 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
-THROTTLE_CODES = frozenset(
-    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
-)
+# Every code botocore's own retry logic treats as throttling: retries/standard.py
+# ThrottledRetryableChecker._THROTTLED_ERROR_CODES (copied, and joined with the installed
+# botocore's list when it has one) and data/_retry.json's throttling policies; plus the HTTP
+# statuses that mean throttling whatever the code: 429 (standard.py ThrottlingStatusCodeChecker,
+# _retry.json "too_many_requests") and 509 (_retry.json "limit_exceeded").
+THROTTLE_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+    "EC2ThrottledException",
+})
+try:
+    from botocore.retries.standard import ThrottledRetryableChecker
+
+    THROTTLE_CODES |= frozenset(getattr(ThrottledRetryableChecker, "_THROTTLED_ERROR_CODES", ()))
+except ImportError:  # an old botocore without the standard retry mode
+    pass
+THROTTLE_STATUSES = frozenset({429, 509})
 RETRYABLE_CODES = frozenset({"InternalFailure", "ServiceUnavailable", "InternalServerError"})
 SYSTEMIC_CODES = frozenset(
-    {"AccessForbidden", "AccessDeniedException", "ResourceNotFound", "ResourceNotFoundException",
-     "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"}
+    {"AccessForbidden", "AccessDeniedException", "UnrecognizedClientException",
+     "InvalidSignatureException", "ExpiredTokenException"}
 )
+NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException"})
+# PutRecord, DeleteRecord and BatchGetRecord list no ResourceNotFound (botocore's
+# sagemaker-featurestore-runtime service-2.json): a missing group is a ValidationError there.
+VALIDATION_CODES = frozenset({"ValidationError", "ValidationException"})
 
 # What a call may raise that we classify; anything else is a bug and ends the task.
 AWS_ERRORS = (ClientError, BotoCoreError)
@@ -32,6 +52,7 @@ THROTTLED = "throttled"
 RETRYABLE = "retryable"
 SYSTEMIC = "systemic"
 PERMANENT = "permanent"
+NOT_FOUND = "not_found"  # the group may be gone: confirm before stopping (calls.Caller.gone)
 
 
 @dataclass(frozen=True)
@@ -96,10 +117,14 @@ def error_code(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def classify(code: str, status: int | None = None) -> str:
-    """Map an error code (from an exception or a batch entry) to what the caller should do."""
-    if code in THROTTLE_CODES:
+def classify(code: str, status: int | None = None, message: str = "") -> str:
+    """Map an error (code, HTTP status, message; from an exception or a batch entry) to what
+    the caller should do."""
+    if code in THROTTLE_CODES or status in THROTTLE_STATUSES:
         return THROTTLED
+    if code in NOT_FOUND_CODES or (code in VALIDATION_CODES
+                                   and "resource not found" in message.lower()):
+        return NOT_FOUND
     if code in SYSTEMIC_CODES:
         return SYSTEMIC
     if code in RETRYABLE_CODES or code == "ConnectionError" or (status or 0) >= 500:
@@ -115,7 +140,7 @@ def describe_error(exc: BaseException) -> tuple[str, str, str]:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         message = exc.response.get("Error", {}).get("Message") or message
     code = error_code(exc)
-    return classify(code, status), code, message
+    return classify(code, status, message), code, message
 
 
 def shorten(message: str, limit: int = 300) -> str:

@@ -122,8 +122,11 @@ class Caller:
 
     def __init__(self, group: str, policy: RetryPolicy, limiter: RateLimiter | None = None,
                  stop: threading.Event | None = None, rng=None,
-                 sleep: Callable[[float], Any] | None = None) -> None:
+                 sleep: Callable[[float], Any] | None = None,
+                 gone: Callable[[], bool] | None = None) -> None:
         self.group = group
+        # gone() confirms a "not found" (aws.NOT_FOUND); without it one aborts at once
+        self.gone = gone
         self.policy = policy
         self.stop = stop or threading.Event()
         # Without an injected sleep, waits end early once the task is aborted.
@@ -134,20 +137,31 @@ class Caller:
     @classmethod
     def paced(cls, group: str, policy: RetryPolicy, rate: float | None, rng=None,
               clock: Callable[[], float] | None = None,
-              sleep: Callable[[float], Any] | None = None) -> Caller:
+              sleep: Callable[[float], Any] | None = None,
+              gone: Callable[[], bool] | None = None) -> Caller:
         """A caller with its own stop event and a limiter of `rate` requests/s (None: no cap)."""
         stop = threading.Event()
         wait = sleep if sleep is not None else stop.wait
-        return cls(group, policy, RateLimiter(rate, clock=clock, sleep=wait), stop, rng, wait)
+        return cls(group, policy, RateLimiter(rate, clock=clock, sleep=wait), stop, rng, wait,
+                   gone)
 
     def abort(self, op: str, code: str, message: str) -> None:
         self.stop.set()
         raise Aborted(f"{op} on feature group {self.group!r} failed with {code}: "
                       f"{aws.shorten(message)}") from None
 
+    def not_found(self, op: str, code: str, message: str) -> None:
+        """Abort on a "not found" once ``gone()`` confirms it; otherwise it is retried."""
+        if self.gone is None:
+            self.abort(op, code, message)
+        if self.gone():
+            self.abort(op, code, f"{message} (DescribeFeatureGroup: ResourceNotFound)")
+
     def entry_error(self, op: str, code: str, message: str, tally: Tally) -> str:
         """The kind of an error returned for one entry of a batch call; aborts when systemic."""
-        kind = aws.classify(code)
+        kind = aws.classify(code, None, message)
+        if kind == aws.NOT_FOUND:
+            self.not_found(op, code, message)
         if kind == aws.SYSTEMIC:
             self.abort(op, code, message)
         if kind == aws.THROTTLED:
@@ -191,6 +205,8 @@ class Caller:
             except aws.AWS_ERRORS as exc:
                 kind, code, message = aws.describe_error(exc)
                 self.limiter.feedback(kind)
+                if kind == aws.NOT_FOUND:
+                    self.not_found(op, code, message)
                 if kind == aws.SYSTEMIC:
                     self.abort(op, code, message)
                 if kind == aws.PERMANENT:

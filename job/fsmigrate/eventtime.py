@@ -1,4 +1,11 @@
-"""Event times as the service writes them: ISO-8601 UTC or fractional unix seconds."""
+"""Event times as the service takes them: ISO-8601 UTC or fractional unix seconds.
+
+One grammar for the whole job: :func:`instant_ns` (driver and executors) and
+``select.event_time_key`` (Spark, built from :data:`ISO_EVENT_TIME_SPARK`) accept the same
+strings. It is the service's: ``yyyy-MM-ddTHH:mm:ss[.f{1,9}]Z`` (the sagemaker model's
+EventTimeFeatureName docs name ``yyyy-MM-dd'T'HH:mm:ssZ`` and ``...ss.SSSZ``; the service keeps
+up to 9 digits, DESIGN.md §2). A string it refuses is unparseable here too.
+"""
 
 from __future__ import annotations
 
@@ -11,37 +18,32 @@ from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 NS = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# yyyy-MM-ddTHH:mm:ss[.fraction](Z|±HH:MM); the service writes Z and 0-9 fraction digits.
-_ISO = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})"
-)
+# Groups: 1 the whole seconds, 3 the fraction digits (also what select.py extracts).
+ISO_EVENT_TIME = r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.(\d{1,9}))?Z"
+# Java regex for Spark's regexp_extract: \z is the very end (Java's $ allows a final "\n").
+ISO_EVENT_TIME_SPARK = f"^{ISO_EVENT_TIME}\\z"
+_ISO = re.compile(ISO_EVENT_TIME)
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def instant_ns(text: str | None) -> int | None:
     """Nanoseconds since the epoch for an event time or ExpiresAt as the service writes them.
 
-    ISO-8601 (``2024-05-01T12:00:00Z``, 0-9 fraction digits, beyond 9 truncated; a ``±HH:MM``
-    offset is honoured) or fractional unix seconds (``1714564800.25``), parsed exactly
-    (Decimal, floored to the nanosecond). None when it is neither.
+    ISO-8601 UTC (``2024-05-01T12:00:00Z``, 0-9 fraction digits) or fractional unix seconds
+    (``1714564800.25``), parsed exactly (Decimal, floored to the nanosecond). None when it is
+    neither (see the module docstring: the service's grammar, nothing more lenient).
     """
     if text is None:
         return None
-    text = text.strip()
     m = _ISO.fullmatch(text)
     if m:
-        y, mo, d, h, mi, s, frac, zone = m.groups()
+        whole, _, frac = m.groups()
         try:
-            datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
+            dt = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S")
         except ValueError:
             return None
-        secs = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
-        if zone != "Z":
-            sign = -1 if zone[0] == "+" else 1  # 12:00+02:00 is 10:00Z
-            digits = zone[1:].replace(":", "")
-            secs += sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-        nanos = int(frac[:9].ljust(9, "0")) if frac else 0
-        return secs * NS + nanos
+        secs = calendar.timegm(dt.timetuple())
+        return secs * NS + (int(frac.ljust(9, "0")) if frac else 0)
     if _NUMBER.fullmatch(text):
         try:
             dec = Decimal(text)
@@ -77,14 +79,15 @@ def ttl_seconds_for(event_time: str | None, expires_at: str | None) -> int | Non
 
 
 def format_event_time(micros: int, fractional: bool) -> str:
-    """An instant in microseconds as `yyyy-MM-ddTHH:mm:ss.ffffffZ` or `seconds.ffffff`."""
+    """An instant in microseconds as ``seconds.ffffff`` (Fractional: unix seconds) or as
+    ``yyyy-MM-ddTHH:mm:ss.SSSZ`` (String: a documented format, so milliseconds, floored)."""
     if fractional:
         sign, magnitude = ("-", -micros) if micros < 0 else ("", micros)
         secs, frac = divmod(magnitude, 1_000_000)
         return f"{sign}{secs}.{frac:06d}"
-    dt = _EPOCH + timedelta(microseconds=micros)
+    dt = _EPOCH + timedelta(microseconds=micros - micros % 1000)
     return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
-            f"{dt.second:02d}.{dt.microsecond:06d}Z")
+            f"{dt.second:02d}.{dt.microsecond // 1000:03d}Z")
 
 
 def now_event_time(fractional: bool) -> str:
@@ -92,8 +95,11 @@ def now_event_time(fractional: bool) -> str:
 
 
 def event_time_after(stored: str, fractional: bool) -> str | None:
-    """The first whole microsecond strictly after `stored` (None when it doesn't parse)."""
+    """The first instant strictly after `stored` that :func:`format_event_time` can write:
+    the next microsecond (Fractional) or millisecond (String). None when it doesn't parse."""
     ns = instant_ns(stored)
     if ns is None:
         return None
-    return format_event_time(ns // 1000 + 1, fractional)
+    if fractional:
+        return format_event_time(ns // 1000 + 1, True)
+    return format_event_time((ns // 1_000_000 + 1) * 1000, False)

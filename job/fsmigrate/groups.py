@@ -18,6 +18,7 @@ class Feature:
     name: str
     type: str  # Integral | Fractional | String
     collection: str | None = None  # List | Set | Vector, only on InMemory online stores
+    dimension: int | None = None  # Vector only: CollectionConfig.VectorConfig.Dimension
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,14 @@ def ttl_to_seconds(ttl: dict | None) -> int | None:
     return int(ttl["Value"]) * _TTL_UNIT_SECONDS[ttl["Unit"]]
 
 
+def _dimension(definition: dict) -> int | None:
+    """A Vector feature's length (sagemaker model: CollectionConfig.VectorConfig.Dimension)."""
+    if definition.get("CollectionType") != "Vector":
+        return None
+    dim = ((definition.get("CollectionConfig") or {}).get("VectorConfig") or {}).get("Dimension")
+    return int(dim) if dim is not None else None
+
+
 def spec_from_description(desc: dict) -> GroupSpec:
     online_cfg = desc.get("OnlineStoreConfig") or {}
     offline_cfg = desc.get("OfflineStoreConfig") or {}
@@ -83,7 +92,8 @@ def spec_from_description(desc: dict) -> GroupSpec:
         record_id=desc["RecordIdentifierFeatureName"],
         event_time=desc["EventTimeFeatureName"],
         features=tuple(
-            Feature(d["FeatureName"], d["FeatureType"], d.get("CollectionType"))
+            Feature(d["FeatureName"], d["FeatureType"], d.get("CollectionType"),
+                    _dimension(d))
             for d in desc.get("FeatureDefinitions", [])
         ),
         online=bool(online_cfg.get("EnableOnlineStore")),
@@ -156,6 +166,8 @@ class Compatibility:
 def _describe(f: Feature | None) -> str | None:
     if f is None:
         return None
+    if f.collection == "Vector" and f.dimension is not None:
+        return f"{f.type} Vector({f.dimension})"
     return f"{f.type} {f.collection}" if f.collection else f.type
 
 
@@ -164,6 +176,8 @@ def _verdict(src: Feature, tgt: Feature) -> tuple[str, str]:
         return INCOMPATIBLE, "collection type differs"
     if src.collection and src.collection != tgt.collection:
         return INCOMPATIBLE, f"collection {src.collection} -> {tgt.collection}"
+    if src.dimension != tgt.dimension:  # the service refuses a vector of another length
+        return INCOMPATIBLE, f"vector dimension {src.dimension} -> {tgt.dimension}"
     if src.type == tgt.type:
         return OK, ""
     if (src.type, tgt.type) in _WIDENING:

@@ -26,6 +26,7 @@ from pyspark.sql.types import (
 )
 
 from .errors import BadInput
+from .eventtime import ISO_EVENT_TIME_SPARK
 from .groups import FeatureMapping
 from .plan import Counts
 
@@ -49,7 +50,7 @@ _INTEGRAL_TYPES = (LongType, IntegerType, ShortType, ByteType)
 _FLOAT_TYPES = (DoubleType, FloatType)
 
 # The service's event-time strings: yyyy-MM-ddTHH:mm:ss, optional 1-9 fraction digits, then Z.
-_ISO_EVENT_TIME = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.(\d{1,9}))?Z$"
+_ISO_EVENT_TIME = ISO_EVENT_TIME_SPARK  # one grammar with eventtime.instant_ns
 # Feature names can't start with "_", so these never collide with a real column.
 _KEY = "_fsm_key"
 _RANK = "_fsm_rank"

@@ -10,16 +10,22 @@ Calls go through :class:`fsmigrate.calls.Caller` (pacing, backoff, classificatio
 * throttling, 5xx, connection errors (whole call or per batch entry) and entries returned in
   ``UnprocessedEntries``: retried with full-jitter exponential backoff up to ``max_attempts``,
   then the records fail with the last error code;
-* permanent errors (``ValidationError`` ...): the record fails at once, never retried (a whole
-  BatchWriteRecord call rejected that way fails every record in it);
-* systemic errors (``AccessForbidden``, ``ResourceNotFound`` ...): queued work is cancelled and
-  :class:`fsmigrate.errors.Aborted` is raised.
+* a value the service would refuse (:mod:`fsmigrate.limits`) fails its record before sending;
+* permanent errors (``ValidationError`` ...): the record fails at once, never retried; a whole
+  BatchWriteRecord call rejected that way is split in halves until the refused record is
+  alone, so its neighbours are written;
+* "not found" (``ResourceNotFound``, or ``ValidationError`` "Resource Not Found" from the
+  calls whose model lists no ResourceNotFound): retried, unless DescribeFeatureGroup confirms
+  the group is gone;
+* systemic errors (``AccessForbidden``, a group confirmed gone ...): queued work is cancelled
+  and :class:`fsmigrate.errors.Aborted` is raised.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +33,14 @@ from . import aws
 from .aws import AwsSettings
 from .calls import Caller, CallFailed, RetryPolicy, Tally
 from .errors import BadInput
+from .limits import record_problem, value_problem
 from .parallel import bounded_map
 
 log = logging.getLogger(__name__)
 
 BATCH_WRITE_MAX_ENTRIES = 25  # BatchWriteRecordEntries: 1-25
 AUTO = "auto"
+UNPROCESSED = "Unprocessed"  # the retry reason of entries handed back, not an AWS code
 WRITE_APIS = ("batch", "put")  # BatchWriteRecord, PutRecord; AUTO picks one of them
 
 
@@ -148,6 +156,17 @@ class _PartitionWriter:
         rid = row[self.id_index]
         return _Pending(row, None if rid is None else str(rid), entry)
 
+    def problem(self, p: _Pending) -> str | None:
+        """Why the service would refuse this record, found before sending it (or None)."""
+        if p.record_id is None:
+            return f"record identifier {self.s.record_id_name!r} is missing"
+        row = p.row
+        for i, name, _ in self.plan:
+            problem = value_problem(name, row[i])
+            if problem:
+                return problem
+        return record_problem(p.entry["Record"], p.record_id)
+
     def failure(self, p: _Pending, code: str, message: str, attempts: int) -> dict:
         record = dict(zip(self.s.columns, p.row, strict=False))
         return {"record": record, "error_code": code, "message": message, "attempts": attempts}
@@ -159,10 +178,9 @@ class _PartitionWriter:
         pending: list[_Pending] = []
         for row in rows:
             p = self.encode(row)
-            if p.record_id is None:
-                result.failed.append(self.failure(
-                    p, "ValidationError",
-                    f"record identifier {self.s.record_id_name!r} is missing", 0))
+            problem = self.problem(p)
+            if problem:
+                result.failed.append(self.failure(p, "ValidationError", problem, 0))
             else:
                 pending.append(p)
         if self.api == "batch":
@@ -186,6 +204,14 @@ class _PartitionWriter:
         try:
             self.caller.send_all("BatchWriteRecord", chunk, send, result, cost=len)
         except CallFailed as failed:  # the whole request rejected, or retries used up
+            if len(failed.items) > 1 and _rejected_as_a_whole(failed):
+                # one refused record fails the call: halve until it is alone (log2(25) ≈ 5
+                # rounds), so its neighbours are written
+                half = len(failed.items) // 2
+                result.retried += len(failed.items)
+                self.batch_chunk(failed.items[:half], result)
+                self.batch_chunk(failed.items[half:], result)
+                return
             for p in failed.items:
                 result.failed.append(self.failure(p, failed.code, failed.message,
                                                   failed.attempts))
@@ -203,13 +229,17 @@ class _PartitionWriter:
             by_id.setdefault(p.record_id, []).append(i)
         status: dict[int, tuple[str, str] | None] = {}  # index -> (code, message); None: retry
 
+        unmatched = 0
+
         def match(entry: dict | None) -> int | None:
+            nonlocal unmatched
             rid = self.entry_record_id(entry)
             candidates = by_id.get(rid)
             if not candidates:
+                unmatched += 1
                 log.warning("BatchWriteRecord returned an entry for unknown record id %r", rid)
                 return None
-            return candidates.pop(0)
+            return candidates.pop(0)  # each sent record is answered at most once
 
         retry_reason: tuple[str, str] | None = None
         for err in errors:
@@ -228,6 +258,13 @@ class _PartitionWriter:
             index = match(entry)
             if index is not None:
                 status[index] = None
+        if unmatched:
+            # An answer about a record we cannot name: any unanswered one may be it, so none
+            # is counted as written; they are sent again (a re-sent record is harmless).
+            for i in range(len(chunk)):
+                status.setdefault(i, None)
+            retry_reason = ("UnmatchedResponse", f"{unmatched} entries of the answer did not "
+                            "match a sent record")
         retry: list[_Pending] = []
         for i, p in enumerate(chunk):
             if i not in status:
@@ -238,7 +275,7 @@ class _PartitionWriter:
                 code, message = status[i]
                 result.failed.append(self.failure(p, code, message, attempt))
         if retry_reason is None and retry:
-            retry_reason = ("Unprocessed", "entry returned in UnprocessedEntries")
+            retry_reason = (UNPROCESSED, "entry returned in UnprocessedEntries")
         return retry, retry_reason
 
     def entry_record_id(self, entry: dict | None) -> str | None:
@@ -270,10 +307,42 @@ def write_partition(rows: Iterable[Sequence], settings: WriterSettings, client=N
         client = aws.runtime_client(settings.aws, max(10, settings.max_workers + 2))
     api = resolve_write_api(settings.write_api, client)
     caller = Caller.paced(settings.target_group, settings.policy, settings.tps_per_task, rng=rng,
-                          clock=clock, sleep=sleep)
+                          clock=clock, sleep=sleep,
+                          gone=group_gone_check(settings.aws, settings.target_group))
     writer = _PartitionWriter(settings, client, caller, api)
     total = PartitionResult()
     for result in bounded_map(writer.write_rows, rows, settings.batch_size, settings.max_workers,
                               caller.stop, "fsmigrate-write"):
         total.add(result)
     return total
+
+
+def _rejected_as_a_whole(failed: CallFailed) -> bool:
+    """The request itself was refused as invalid (not: retries ran out)."""
+    return failed.code != UNPROCESSED and aws.classify(failed.code) == aws.PERMANENT
+
+
+def group_gone_check(aws_settings: AwsSettings, group: str) -> Callable[[], bool]:
+    """gone() -> True once DescribeFeatureGroup says the group does not exist.
+
+    The runtime answers "not found" sporadically for groups that exist (DESIGN.md §2), so a
+    task aborts only when the control plane confirms it; any other answer means "retry". The
+    control-plane client is built on the first "not found" only.
+    """
+    lock = threading.Lock()
+    clients: list = []
+
+    def gone() -> bool:
+        with lock:
+            if not clients:
+                clients.append(aws.control_client(aws_settings))
+        try:
+            clients[0].describe_feature_group(FeatureGroupName=group)
+        except aws.AWS_ERRORS as exc:
+            kind, code, message = aws.describe_error(exc)
+            log.warning("DescribeFeatureGroup %s after a 'not found': %s %s", group, code,
+                        aws.shorten(message))
+            return kind == aws.NOT_FOUND
+        return False
+
+    return gone

@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "DIR/b/k)")
     parser.add_argument("--flush-interval", type=float, default=2.0,
                         help="seconds between offline-store flushes (<=0: only on demand)")
+    parser.add_argument("--offline-delay-seconds", type=float, default=0.0,
+                        help="seconds a row waits before a timer flush may deliver it to the "
+                        "offline store (AWS: up to ~15 minutes; /_emulator/flush delivers "
+                        "at once)")
     parser.add_argument("--describe-page-size", type=int, default=100,
                         help="FeatureDefinitions per DescribeFeatureGroup page")
     parser.add_argument("--log-requests", action="store_true")
@@ -36,11 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.describe_page_size < 1:
         parser.error("--describe-page-size must be >= 1")
+    if args.offline_delay_seconds < 0:
+        parser.error("--offline-delay-seconds must be >= 0")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="[local-feature-store] %(message)s")
 
     os.makedirs(args.data_dir, exist_ok=True)
-    backend = FeatureStoreBackend(args.data_dir, args.describe_page_size)
+    backend = FeatureStoreBackend(args.data_dir, args.describe_page_size,
+                                  args.offline_delay_seconds)
     app = App(backend, log_requests=args.log_requests)
     server = Server((args.host, args.port), app)
     host, port = server.server_address[:2]
@@ -57,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def flusher():
         while not stop.wait(args.flush_interval):
-            backend.flush()
+            backend.flush(due_only=True)
 
     if args.flush_interval > 0:
         threading.Thread(target=flusher, name="flusher", daemon=True).start()

@@ -28,3 +28,11 @@ def not_found(name_or_arn: str, status: int) -> ApiError:
     # The runtime answers 404, the control plane 400 (botocore's models; DESIGN.md §2).
     return ApiError("ResourceNotFound", f"Resource Not Found: FeatureGroup {name_or_arn} "
                     "not found.", status)
+
+
+class RequestInvalid(ApiError):
+    """A ValidationError that rejects a whole BatchWriteRecord call, not just one entry."""
+
+
+def request_validation(message: str) -> ApiError:
+    return RequestInvalid("ValidationError", message, 400)

@@ -55,6 +55,7 @@ class Group:
     online_config: dict = field(default_factory=dict)
     offline_config: dict = field(default_factory=dict)
     offline_status: str = "Active"  # Active | Blocked | Disabled (DESIGN.md §2)
+    offline_blocked_reason: str | None = None
     resolved_output_uri: str = ""
     throughput: dict = field(default_factory=lambda: {"ThroughputMode": "OnDemand"})
     ttl_seconds: int | None = None  # the online store's default TtlDuration
@@ -98,7 +99,7 @@ class Group:
             out["OnlineStoreConfig"] = copy.deepcopy(self.online_config)
         if self.offline_config:
             out["OfflineStoreConfig"] = copy.deepcopy(self.offline_config)
-            out["OfflineStoreStatus"] = {"Status": self.offline_status}
+            out["OfflineStoreStatus"] = self.offline_store_status()
         if self.last_modified is not None:
             out["LastModifiedTime"] = self.last_modified
             out["LastUpdateStatus"] = {"Status": "Successful"}
@@ -112,7 +113,14 @@ class Group:
         out = {"FeatureGroupName": self.name, "FeatureGroupArn": self.arn,
                "CreationTime": self.creation, "FeatureGroupStatus": "Created"}
         if self.offline:
-            out["OfflineStoreStatus"] = {"Status": self.offline_status}
+            out["OfflineStoreStatus"] = self.offline_store_status()
+        return out
+
+    def offline_store_status(self) -> dict:
+        """The sagemaker model's OfflineStoreStatus: {Status, BlockedReason?}."""
+        out = {"Status": self.offline_status}
+        if self.offline_blocked_reason:
+            out["BlockedReason"] = self.offline_blocked_reason
         return out
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import records as checks
-from .exceptions import ApiError, cp_validation, not_found, validation
+from .exceptions import ApiError, RequestInvalid, cp_validation, not_found, validation
 from .groups import OFFLINE, ONLINE, Group, new_group, update_group
 from .offline import OfflineStore, Row
 from .online import render
@@ -23,6 +23,7 @@ from .utils import decode_token, encode_token, page_offset, ttl_seconds
 MAX_BATCH_GET_IDENTIFIERS = 100  # Identifiers per call, and record ids per identifier
 MAX_BATCH_WRITE_ENTRIES = 25
 MAX_LIST_RESULTS = 100
+OFFLINE_STATUSES = ("Active", "Blocked", "Disabled")
 
 
 def _never() -> bool:
@@ -30,12 +31,13 @@ def _never() -> bool:
 
 
 class FeatureStoreBackend:
-    def __init__(self, data_dir: str, describe_page_size: int = 100):
+    def __init__(self, data_dir: str, describe_page_size: int = 100,
+                 offline_delay_s: float = 0.0):
         self.describe_page_size = describe_page_size
         self.lock = threading.RLock()
         self.groups: dict[tuple[str, str], Group] = {}
         self.by_arn: dict[str, Group] = {}
-        self.offline = OfflineStore(data_dir)
+        self.offline = OfflineStore(data_dir, offline_delay_s)
         self._last_api_us = 0
 
     def api_time_us(self) -> int:
@@ -59,11 +61,21 @@ class FeatureStoreBackend:
             raise not_found(name_or_arn, status)
         return group
 
-    def find_runtime(self, region: str, name: Any) -> Group:
-        return self.find(region, name, 404)
+    def find_runtime(self, region: str, name: Any, not_found_listed: bool = True) -> Group:
+        """The group of a runtime call. Each operation answers a missing group with an error
+        its model lists: GetRecord, ListRecords and BatchWriteRecord list ResourceNotFound
+        (404); PutRecord, DeleteRecord and BatchGetRecord do not (botocore's
+        sagemaker-featurestore-runtime service-2.json, ``operations.<Op>.errors``), and there
+        the service answers ValidationError "Resource Not Found ..." (DESIGN.md §2)."""
+        try:
+            return self.find(region, name, 404)
+        except ApiError as err:
+            if not_found_listed or err.code != "ResourceNotFound":
+                raise
+            raise validation(err.message) from None
 
-    def _find_online(self, region: str, name: Any) -> Group:
-        group = self.find_runtime(region, name)
+    def _find_online(self, region: str, name: Any, not_found_listed: bool = True) -> Group:
+        group = self.find_runtime(region, name, not_found_listed)
         if not group.online:
             raise validation(f"Feature group {group.name} has no online store")
         return group
@@ -149,7 +161,7 @@ class FeatureStoreBackend:
             self.offline.append(group, Row(rec.values, rec.event_ns, api_us, False))
 
     def put_record(self, region: str, name: Any, record: Any, targets: Any, ttl: Any) -> None:
-        group = self.find_runtime(region, name)
+        group = self.find_runtime(region, name, not_found_listed=False)
         targets = checks.target_stores(group, targets)
         rec = checks.validate_record(group, record)
         ttl_secs = checks.effective_ttl(group, ttl)
@@ -160,7 +172,9 @@ class FeatureStoreBackend:
     def batch_write_record(self, region: str, entries: Any, default_ttl: Any,
                            unprocessed: Callable[[], bool] = _never) -> dict:
         """Entries are checked one by one: a bad entry goes to ``Errors``, the rest are
-        written; an entry for which ``unprocessed()`` says so is handed back untouched."""
+        written; an entry for which ``unprocessed()`` says so is handed back untouched. A
+        value that breaks the model's shape constraints or a size quota (records.check_string)
+        rejects the whole call: nothing is written."""
         if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BATCH_WRITE_ENTRIES:
             raise validation(f"Entries must contain 1..{MAX_BATCH_WRITE_ENTRIES} entries")
         if default_ttl is not None:
@@ -179,6 +193,8 @@ class FeatureStoreBackend:
                 ttl = entry.get("TtlDuration")
                 ttl_secs = checks.effective_ttl(group, ttl if ttl is not None else default_ttl)
                 prepared.append((group, rec, targets, ttl_secs, self.api_time_us()))
+            except RequestInvalid:
+                raise
             except ApiError as err:
                 errors.append({"Entry": entry, "ErrorCode": err.code,
                                "ErrorMessage": err.message})
@@ -192,7 +208,7 @@ class FeatureStoreBackend:
     def delete_record(self, region: str, name: Any, rid: Any, event_time: Any, targets: Any,
                       mode: Any) -> bool:
         """DeleteRecord; True when the online record changed."""
-        group = self.find_runtime(region, name)
+        group = self.find_runtime(region, name, not_found_listed=False)
         if not rid:
             raise validation("RecordIdentifierValueAsString is required")
         if mode not in (None, "SoftDelete", "HardDelete"):
@@ -248,7 +264,7 @@ class FeatureStoreBackend:
             gname = ident.get("FeatureGroupName")
             ids = ident["RecordIdentifiersValueAsString"]
             try:
-                group = self._find_online(region, gname)
+                group = self._find_online(region, gname, not_found_listed=False)
                 wanted = checks.feature_filter(group, ident.get("FeatureNames"))
             except ApiError as err:
                 errors += [{"FeatureGroupName": gname, "RecordIdentifierValueAsString": rid,
@@ -297,8 +313,24 @@ class FeatureStoreBackend:
 
     # ---- emulator administration -----------------------------------------------------------
 
-    def flush(self) -> dict:
-        return self.offline.flush()
+    def flush(self, due_only: bool = False) -> dict:
+        return self.offline.flush(due_only)
+
+    def set_offline_status(self, region: str, req: dict) -> dict:
+        """Admin: set a group's OfflineStoreStatus (Active | Blocked | Disabled, the sagemaker
+        model's OfflineStoreStatusValue enum) and BlockedReason, as DescribeFeatureGroup and
+        ListFeatureGroups show them."""
+        status = req.get("OfflineStoreStatus")
+        if status not in OFFLINE_STATUSES:
+            raise validation(f"OfflineStoreStatus must be one of {', '.join(OFFLINE_STATUSES)}")
+        with self.lock:
+            group = self.find(region, req.get("FeatureGroupName"), 404)
+            if not group.offline:
+                raise validation(f"Feature group {group.name} has no offline store")
+            group.offline_status = status
+            group.offline_blocked_reason = (req.get("BlockedReason") or None
+                                            if status == "Blocked" else None)
+            return {"FeatureGroupName": group.name, "OfflineStoreStatus": status}
 
     def reset(self) -> dict:
         """Forget every group and record; delete the offline files written so far."""

@@ -1,7 +1,10 @@
 """The emulator's offline store: rows wait in a buffer and a flush writes them as Parquet.
 
-The real service lands rows within ~15 minutes; here a timer (cli.py, ``--flush-interval``)
-or ``POST /_emulator/flush`` writes whatever is buffered, through offline_layout.write_table.
+The real service lands rows "within 15 minutes" (AWS developer guide, feature-store-offline:
+data is delivered to the offline store after some delay). Here each row waits at least
+``delay_s`` (cli.py ``--offline-delay-seconds``) before a timer flush (``--flush-interval``)
+may write it; ``POST /_emulator/flush`` writes everything buffered at once. Files are written
+through offline_layout.write_table.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ class Row:
     event_ns: int
     api_us: int  # api_invocation_time, µs
     deleted: bool
+    due: float = 0.0  # time.monotonic() from which a timer flush may deliver it
 
 
 class OfflineStore:
-    def __init__(self, data_dir: str):
+    def __init__(self, data_dir: str, delay_s: float = 0.0):
         self.data_dir = os.path.abspath(data_dir)
+        self.delay_s = delay_s
         self.lock = threading.Lock()  # buffer and counters
         self.flush_lock = threading.Lock()  # one flush or reset at a time
         self.buffer: dict[Group, list[Row]] = {}
@@ -42,6 +47,7 @@ class OfflineStore:
         self.name_rng = random.Random()
 
     def append(self, group: Group, row: Row) -> None:
+        row.due = time.monotonic() + self.delay_s
         with self.lock:
             rows = self.buffer.get(group)
             if rows is None:
@@ -49,11 +55,15 @@ class OfflineStore:
             rows.append(row)
             self.buffered += 1
 
-    def flush(self) -> dict:
-        """Write every buffered row now; returns {"files": n, "rows": m}."""
+    def flush(self, due_only: bool = False) -> dict:
+        """Write the buffered rows now (``due_only``: those that waited the delivery delay);
+        returns {"files": n, "rows": m}."""
         with self.flush_lock:
             with self.lock:
-                buffer, self.buffer, self.buffered = self.buffer, {}, 0
+                if due_only and self.delay_s > 0:
+                    buffer = self._take_due(time.monotonic())
+                else:
+                    buffer, self.buffer, self.buffered = self.buffer, {}, 0
             files = rows = 0
             for group, group_rows in buffer.items():
                 try:
@@ -68,6 +78,23 @@ class OfflineStore:
             with self.lock:
                 self.rows_written += rows
             return {"files": files, "rows": rows}
+
+    def _take_due(self, now: float) -> dict[Group, list[Row]]:
+        """Remove and return the rows due by ``now`` (caller holds the lock). Rows are
+        appended in time order with one delay, so the due ones are a prefix of each list."""
+        due: dict[Group, list[Row]] = {}
+        for group, rows in list(self.buffer.items()):
+            n = 0
+            while n < len(rows) and rows[n].due <= now:
+                n += 1
+            if n:
+                due[group] = rows[:n]
+                self.buffered -= n
+                if n == len(rows):
+                    del self.buffer[group]
+                else:
+                    self.buffer[group] = rows[n:]
+        return due
 
     def _write_group(self, group: Group, rows: list[Row]) -> list[str]:
         import pyarrow as pa  # imported on the first flush: the emulator starts faster

@@ -25,10 +25,12 @@ class OnlineRecord:
 def replaces(event_ns: int, current: OnlineRecord | None) -> bool:
     """Whether a write with this event time becomes the online record.
 
-    A write whose event time is older stays offline only (PutRecord docs). Equal event times:
-    the later call wins here, so a re-sent record is idempotent online.
+    PutRecord docs (botocore sagemaker-featurestore-runtime PutRecord documentation): "If a
+    new record's EventTime is greater, the new record is written to both the OnlineStore and
+    OfflineStore. Otherwise, the record is a historic record and it is written only to the
+    OfflineStore." So an equal event time is historic: the online record stays as it is.
     """
-    return current is None or event_ns >= current.event_ns
+    return current is None or event_ns > current.event_ns
 
 
 class OnlineTable:
@@ -57,7 +59,7 @@ class OnlineTable:
 
     def put(self, rid: str, record: list[dict], event_ns: int, ttl_secs: int | None,
             now_ns: int) -> bool:
-        """Store the record when it is not older than the current one; True when stored."""
+        """Store the record when it is newer than the current one; True when stored."""
         cur = self.current(rid, now_ns)
         if not replaces(event_ns, cur):
             return False
