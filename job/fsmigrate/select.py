@@ -107,29 +107,35 @@ def event_time_key(column: str, data_type: DataType) -> Column:
 # ---- latest state ----------------------------------------------------------------------------
 
 
-def latest_state(df: DataFrame, id_col: str, event_time_col: str) -> DataFrame:
+def latest_state(df: DataFrame, id_col: str, event_time_col: str,
+                 unparseable_col: str | None = None) -> DataFrame:
     """One row per record id: its newest version, the row the online store would hold.
 
     Order: event time (as an instant), then api_invocation_time, then write_time, all newest
     wins. Done as one aggregation, max(struct(key, api, write, row)), which is deterministic:
     in the (practically impossible) case of a full tie the remaining column values decide.
-    Output columns keep the input's names, order and types (non-key columns come back nullable).
+    Output columns keep the input's names, order and types (non-key columns come back nullable);
+    ``unparseable_col`` adds a last column counting the record's rows whose event time doesn't
+    parse (their key is null, which would sort them as oldest).
     """
     types = {f.name: f.dataType for f in df.schema.fields}
     for required in (id_col, event_time_col, API_INVOCATION_TIME, WRITE_TIME):
         if required not in types:
             raise ValueError(f"latest_state: column {required!r} missing from {df.columns}")
     others = [c for c in df.columns if c != id_col]
+    key = event_time_key(event_time_col, types[event_time_col])
     ordered = F.struct(
-        event_time_key(event_time_col, types[event_time_col]).alias(_KEY),
+        key.alias(_KEY),
         F.col(API_INVOCATION_TIME),
         F.col(WRITE_TIME),
         F.struct(*[F.col(c) for c in others]).alias(_ROW),
     )
-    latest = df.groupBy(id_col).agg(F.max(ordered).alias(_LATEST))
+    counts = [F.count_if(key.isNull()).alias(unparseable_col)] if unparseable_col else []
+    latest = df.groupBy(id_col).agg(F.max(ordered).alias(_LATEST), *counts)
     row = F.col(_LATEST).getField(_ROW)
     return latest.select(
-        *[F.col(c) if c == id_col else row.getField(c).alias(c) for c in df.columns]
+        *[F.col(c) if c == id_col else row.getField(c).alias(c) for c in df.columns],
+        *[F.col(unparseable_col)] if unparseable_col else [],
     )
 
 
