@@ -188,3 +188,18 @@ def test_verify_rows_ttl_and_expiry_use_ns_precision():
     got = {**sent, "ExpiresAt": "2024-05-01T12:00:10Z"}
     assert compare(ttl_job, sent, got)[0] == MATCHED
     assert instant_ns(got["ExpiresAt"]) + NS > instant_ns(T1) + 10 * NS
+
+
+def test_verify_setting_and_flag():
+    from fsmigrate.errors import BadInput
+    from fsmigrate.settings import load_settings, verify_sample_size
+
+    base = ["--source", "a", "--target", "b"]
+    assert load_settings(base).migration.verify == "sample:1000"
+    assert load_settings([*base, "--verify"]).migration.verify == "all"
+    assert load_settings([*base, "--verify", "sample:50"]).migration.verify == "sample:50"
+    assert [verify_sample_size(m) for m in ("none", "sample:7", "all")] == [0, 7, None]
+    for bad in ("sample:0", "some", "sample:"):
+        with pytest.raises(BadInput, match="--verify / migration.verify must be"):
+            load_settings([*base, "--verify", bad])
+    assert load_settings(base).migration.read_tps == 400.0

@@ -99,6 +99,19 @@ def check_offline_status(spec: GroupSpec, allow_inactive: bool) -> str | None:
     return note
 
 
+def _offline_ids_alone(spark: SparkSession, source: GroupSpec, store: Store,
+                       allow_inactive: bool, why: str, instead: str
+                       ) -> tuple[str, str, DataFrame, bool]:
+    """The offline store's ids without a scan; the reason says what they may miss."""
+    note = check_offline_status(source, allow_inactive)
+    ids = offline_record_ids(spark, source, store)
+    if ids is None:
+        raise BadInput(f"{why}, but the offline store of {source.name} holds no files yet: "
+                       f"{instead}")
+    reason = f"{why}; {OFFLINE_IDS_MISS}" + (f"; {note}" if note else "")
+    return IDS_FROM_OFFLINE, reason, ids, False
+
+
 def _resolve_id_source(spark: SparkSession, source: GroupSpec, store: Store, id_source: str,
                        can_scan: bool, allow_inactive: bool
                        ) -> tuple[str, str, DataFrame | None, bool]:
@@ -117,13 +130,8 @@ def _resolve_id_source(spark: SparkSession, source: GroupSpec, store: Store, id_
         if not source.offline:
             raise BadInput(f"migration.id_source is offline, but feature group {source.name} "
                            "has no offline store: use scan (or auto)")
-        note = check_offline_status(source, allow_inactive)
-        ids = offline_record_ids(spark, source, store)
-        if ids is None:
-            raise BadInput(f"migration.id_source is offline, but the offline store of "
-                           f"{source.name} holds no files yet: use scan (or auto)")
-        reason = f"migration.id_source: offline; {OFFLINE_IDS_MISS}"
-        return IDS_FROM_OFFLINE, reason + (f"; {note}" if note else ""), ids, False
+        return _offline_ids_alone(spark, source, store, allow_inactive,
+                                  "migration.id_source: offline", "use scan (or auto)")
     # auto
     if not source.offline:
         return (IDS_FROM_SCAN, f"online-only source ({source.storage_type or 'Standard'})",
@@ -132,18 +140,14 @@ def _resolve_id_source(spark: SparkSession, source: GroupSpec, store: Store, id_
         return (IDS_FROM_SCAN, "the source offline store uses the Iceberg table format, "
                 "which this job does not read", None, True)
     if not can_scan:
-        note = check_offline_status(source, allow_inactive)
-        ids = offline_record_ids(spark, source, store)
-        if ids is None:
-            raise BadInput(f"this botocore has no ListRecords and the offline store of "
-                           f"{source.name} holds no files: install a newer boto3")
-        reason = f"this botocore has no ListRecords; {OFFLINE_IDS_MISS}"
-        return IDS_FROM_OFFLINE, reason + (f"; {note}" if note else ""), ids, False
+        return _offline_ids_alone(spark, source, store, allow_inactive,
+                                  "this botocore has no ListRecords", "install a newer boto3")
     ids = offline_record_ids(spark, source, store) if source.offline_status in (
         None, "Active") else None  # a scan sees every online record: a Blocked store adds none
     if ids is None:
-        return IDS_FROM_SCAN, "ListRecords (the source offline store has no usable files)", \
-            None, True
+        why = ("holds no files yet" if source.offline_status in (None, "Active")
+               else f"is {source.offline_status}")
+        return IDS_FROM_SCAN, f"ListRecords (the source offline store {why})", None, True
     return (IDS_FROM_BOTH, "the offline store's ids (in parallel) united with a ListRecords "
             "scan, which also sees online-only and recent records", ids, True)
 
