@@ -100,7 +100,7 @@ def test_online_and_offline_source_online_store_is_the_truth(both_source, emulat
     assert report["deleted_skipped"] == len(all_ids) - len(truth)
     assert report["failed"] == 0 and report["exit_code"] == 0
     plan = plan_of(emulator, "online-both")
-    assert plan["id_source"] == "offline store"
+    assert plan["id_source"] == "offline store + ListRecords"
     assert plan["strategy"] == "online store current values"
 
 

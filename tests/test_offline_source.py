@@ -61,3 +61,17 @@ def test_no_files_yet_reads_as_none(spark, tmp_path):
 def test_iceberg_source_is_refused(spark, tmp_path):
     with pytest.raises(BadInput, match="Iceberg table format"):
         read_offline(spark, spec(table_format="Iceberg"), Store(local_root=str(tmp_path)))
+
+
+def test_features_named_like_partition_folders_keep_their_own_values(spark, tmp_path):
+    # Features `year`, `Month`, `DAY`, `hour` are legal; the files also sit in year=/month=/
+    # day=/hour= folders, whose values must not replace the features' own.
+    extra = (Feature("year", "Integral"), Feature("Month", "String"), Feature("DAY", "Fractional"),
+             Feature("hour", "String"))
+    schema = pa.schema([("id", pa.string()), ("t", pa.string()), ("n", pa.int64()),
+                        ("year", pa.int64()), ("Month", pa.string()), ("DAY", pa.float64()),
+                        ("hour", pa.string()), *META])
+    write_file(tmp_path, 5, [row(1, year=1999, Month="june", DAY=3.5, hour=None)], schema)
+    df = read_offline(spark, spec(*extra), Store(local_root=str(tmp_path)))
+    assert [(r["year"], r["Month"], r["DAY"], r["hour"]) for r in df.collect()] == [
+        (1999, "june", 3.5, None)]

@@ -10,11 +10,12 @@ from fsmigrate.errors import Aborted, BadInput
 from fsmigrate.eventtime import NS, instant_ns
 from fsmigrate.groups import Feature, GroupSpec
 from fsmigrate.select import apply_filter
-from fsmigrate.sources import IDS_FROM_OFFLINE, IDS_FROM_SCAN
+from fsmigrate.sources import IDS_FROM_BOTH, IDS_FROM_OFFLINE, IDS_FROM_SCAN, OFFLINE_IDS_MISS
 from fsmigrate.sources.online import (
     EXPIRES_AT,
     TTL_SECONDS,
     WIRE,
+    check_offline_status,
     online_schema,
     read_online,
     typed_view,
@@ -130,33 +131,58 @@ def auto_read(spark, settings, source):
     return read, rows_by_id(read.df)
 
 
-def test_auto_reads_offline_ids_and_returns_the_online_state(clients, source, auto_read):
+def test_default_id_source_finds_online_only_records(clients, source, auto_read):
+    # zz-online-only was written with TargetStores=[OnlineStore]: it never reaches the offline
+    # store, so the offline ids alone would skip a live record without a word.
     _, fsr = clients
     spec, _ = source
     read, got = auto_read
-    assert (read.id_source, read.id_source_reason) == (
-        IDS_FROM_OFFLINE, "the source has an offline store: ids read in parallel")
-    assert read.ids_considered == 40  # r20..r23 are among r00..r39; deleted ids asked too
+    assert read.id_source == IDS_FROM_BOTH and "ListRecords" in read.id_source_reason
+    assert read.ids_considered == 41  # r00..r39 (deleted ones asked too) + zz-online-only
     assert read.df.schema == online_schema(spec)
-    truth = online_truth(fsr, spec, sorted(set(OFFLINE_IDS)))
+    truth = online_truth(fsr, spec, sorted(set(OFFLINE_IDS)) + ["zz-online-only"])
     assert {k: {c: v for c, v in row.items() if c != TTL_SECONDS} for k, row in got.items()} \
         == truth
-    assert not {"r10", "r11", "r12", "r13", "r21", "zz-online-only"} & set(got)
+    assert not {"r10", "r11", "r12", "r13", "r21"} & set(got)
+    assert got["zz-online-only"]["f_int"] == "1" and got["zz-online-only"]["f_str"] is None
     assert got["r01"]["f_int"] == "101" and got["r01"]["event_time"] == UPDATED
     assert got["r07"]["f_str"] is None and got["r05"]["f_frac"] == "5.50"
-    assert read.records == len(got) == 40 - 5 and read.expired == 0
+    assert read.records == len(got) == 40 - 5 + 1 and read.expired == 0
 
 
-def test_scan_returns_the_same_rows_plus_ids_only_online(spark, settings, source, auto_read):
+def test_offline_id_source_is_opt_in_and_says_what_it_may_miss(spark, settings, source,
+                                                               auto_read):
+    spec, _ = source
+    aws_settings, store = settings
+    _, auto = auto_read
+    fast = read_online(spark, spec, store, aws_settings, id_source="offline")
+    assert fast.id_source == IDS_FROM_OFFLINE and OFFLINE_IDS_MISS in fast.id_source_reason
+    assert rows_by_id(fast.df) == {k: v for k, v in auto.items() if k != "zz-online-only"}
+
+
+def test_scan_returns_the_same_rows_as_the_default(spark, settings, source, auto_read):
     spec, _ = source
     aws_settings, store = settings
     _, auto = auto_read
     scan = read_online(spark, spec, store, aws_settings, id_source="scan", max_workers=2)
     assert (scan.id_source, scan.id_source_reason) == (IDS_FROM_SCAN, "migration.id_source: scan")
     got = rows_by_id(scan.df)
-    assert scan.ids_considered == len(got) == len(auto) + 1
-    assert {k: v for k, v in got.items() if k != "zz-online-only"} == auto
-    assert got["zz-online-only"]["f_str"] is None
+    assert scan.ids_considered == len(got) == len(auto)
+    assert got == auto
+
+
+def test_inactive_offline_store_is_refused_unless_allowed():
+    features = (Feature("id", "String"), Feature("et", "String"))
+    blocked = GroupSpec("g", "id", "et", features, online=False, offline=True,
+                        offline_status="Blocked")
+    with pytest.raises(BadInput, match="offline store of g is Blocked, not Active.*"
+                                       "allow_inactive_offline_store"):
+        check_offline_status(blocked, allow_inactive=False)
+    assert "Blocked" in check_offline_status(blocked, allow_inactive=True)
+    for status in ("Active", None):
+        active = GroupSpec("g", "id", "et", features, online=False, offline=True,
+                           offline_status=status)
+        assert check_offline_status(active, allow_inactive=False) is None
 
 
 def test_ttl_seconds_reproduce_expires_at(auto_read):
@@ -176,7 +202,7 @@ def test_records_expired_by_now_are_dropped_and_counted(spark, settings, source)
     later = now + timedelta(hours=2)  # r22 (now+50 min) and r23 (now+25 min) are gone by then
     read = read_online(spark, spec, store, aws_settings, now=later)
     got = rows_by_id(read.df)
-    assert read.expired == 2 and read.records == len(got) == 40 - 5 - 2
+    assert read.expired == 2 and read.records == len(got) == 40 - 5 - 2 + 1  # + zz-online-only
     assert "r20" in got and not {"r22", "r23"} & set(got)
 
 

@@ -46,6 +46,7 @@ class GroupSpec:
     table_format: str | None = None  # Glue | Iceberg
     ttl_seconds: int | None = None  # online store default TTL
     status: str = "Created"
+    offline_status: str | None = None  # OfflineStoreStatus.Status: Active | Blocked | Disabled
 
     @property
     def kind(self) -> str:
@@ -103,6 +104,7 @@ def spec_from_description(desc: dict) -> GroupSpec:
         table_format=offline_cfg.get("TableFormat") or ("Glue" if offline_cfg else None),
         ttl_seconds=ttl_to_seconds(online_cfg.get("TtlDuration")),
         status=desc.get("FeatureGroupStatus", "Created"),
+        offline_status=(desc.get("OfflineStoreStatus") or {}).get("Status"),
     )
 
 

@@ -25,6 +25,8 @@ class Counts:
     expired_skipped: int = 0
     filtered_out: int = 0  # live records the filter did not match
     before_resume_from: int = 0  # left out by --resume-from
+    bad_event_time: int = 0  # records with a row whose event time doesn't parse: left out
+    expired_on_arrival: int = 0  # event time + the TTL they'd get in the target <= now
     selected: int = 0  # records to write
 
 
@@ -57,6 +59,11 @@ class Plan:
     ttl: str = "source"
     retry_of: str | None = None  # a --retry-failures run: the run whose failures it re-sends
     dry_run: bool = False  # a dry run's plan can be carried out later with --resume
+    read_tps: float | None = None  # BatchGetRecord (and ListRecords) calls/s, source and verify
+    target_empty: bool | None = None  # None: not known
+    target_empty_how: str = ""
+    verify: str = "none"  # none | sample:N | all
+    notes: list[str] = field(default_factory=list)  # risks and settings the plan must state
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +127,9 @@ def make_plan(settings: Settings, parallelism: int, source: GroupSpec, target: G
         features=compat.as_rows(),
         samples=samples,
         ttl=m.ttl,
+        read_tps=m.read_tps,
+        verify=m.verify,
+        notes=list(selection.notes),
     )
 
 
@@ -135,14 +145,21 @@ def format_plan(plan: Plan, compat: Compatibility | None = None) -> str:
         f"{c.rows_scanned:,} rows",
         f"  records    {c.records:,} ids; {c.deleted_skipped:,} deleted, "
         f"{c.expired_skipped:,} expired, {c.filtered_out:,} filtered out, "
-        f"{c.before_resume_from:,} before --resume-from -> {c.selected:,} to write",
+        f"{c.before_resume_from:,} before --resume-from, {c.expired_on_arrival:,} would "
+        f"arrive expired, {c.bad_event_time:,} with unparseable event times "
+        f"-> {c.selected:,} to write",
         f"  filter     {plan.filter_query or '(none)'}",
         f"  writes     {plan.write_api} API, batch {plan.batch_size}, {plan.max_workers} threads "
         f"x {plan.partitions} partitions (~{plan.partition_records:,} records each)",
         f"  estimate   {plan.expected_api_calls:,} API calls, ~{plan.expected_seconds:,.0f} s at "
         f"{plan.expected_rate:,.0f} records/s"
         + ("" if plan.max_tps else " (the account quota; set --max-tps to plan for less)"),
+        f"  reads      BatchGetRecord at most {plan.read_tps or 0:,.0f} calls/s "
+        "(migration.read_tps; the account quota is 500)",
+        f"  target     {_target_state(plan)}",
+        f"  verify     {plan.verify}",
     ]
+    lines += [f"  note       {note}" for note in plan.notes]
     if plan.clear_target:
         ct = plan.clear_target
         lines.append(f"  clear      first deletes {ct['online_records']:,} online records and "
@@ -155,3 +172,13 @@ def format_plan(plan: Plan, compat: Compatibility | None = None) -> str:
         for sample in plan.samples:
             lines.append(f"    {sample}")
     return "\n".join(lines)
+
+
+def _target_state(plan: Plan) -> str:
+    if plan.target_empty:
+        return f"empty ({plan.target_empty_how})"
+    rule = ("records it holds at an equal or newer event time keep the target's version "
+            "(AWS's rule); verification counts them as target kept newer")
+    if plan.target_empty is None:
+        return f"not checked ({plan.target_empty_how}): {rule}"
+    return f"holds records ({plan.target_empty_how}): {rule}"

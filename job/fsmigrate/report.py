@@ -10,6 +10,8 @@ from typing import Any
 from .plan import Plan
 from .progress import format_duration
 from .runstate import RunFolder
+from .verify import exit_code as verify_exit_code
+from .verify import format_verify
 
 
 @dataclass
@@ -26,9 +28,10 @@ class Phases:
 
 
 def finish(plan: Plan, totals: dict[str, int], checkpoints_before: dict[int, dict],
-           phases: Phases, folder: RunFolder) -> int:
+           phases: Phases, folder: RunFolder, verified: dict[str, Any] | None = None) -> int:
     """Write report.json, print the summary; the exit code."""
-    result = build(plan, totals, checkpoints_before, phases.seconds, folder)
+    result = with_verify(build(plan, totals, checkpoints_before, phases.seconds, folder),
+                         verified)
     folder.write_report(result)
     print(format_summary(result))
     return result["exit_code"]
@@ -55,6 +58,8 @@ def build(plan: Plan, this_run: dict[str, int], checkpoints_before: dict[int, di
         "expired_skipped": c.expired_skipped,
         "filtered_out": c.filtered_out,
         "before_resume_from": c.before_resume_from,
+        "expired_on_arrival": c.expired_on_arrival,
+        "bad_event_time": c.bad_event_time,
         "selected": c.selected,
         "written": written,
         "failed": failed,
@@ -79,6 +84,19 @@ def build(plan: Plan, this_run: dict[str, int], checkpoints_before: dict[int, di
     }
 
 
+def with_verify(result: dict[str, Any], verified: dict[str, Any] | None) -> dict[str, Any]:
+    """The report with a verification's section: records the target kept (it held an equal or
+    newer version) are not counted as written; a missing or different record exits 1."""
+    result = dict(result)
+    earlier = (result.get("verify") or {}).get("target_kept_newer", 0)
+    result["verify"] = verified
+    kept = (verified or {}).get("target_kept_newer", 0)
+    result["written"] = result["written"] + earlier - kept
+    result["target_kept_newer"] = kept
+    result["exit_code"] = max(1 if result["failed"] else 0, verify_exit_code(verified))
+    return result
+
+
 def format_summary(r: dict[str, Any]) -> str:
     phases = ", ".join(f"{k} {format_duration(v)}" for k, v in r["phases_seconds"].items())
     lines = [
@@ -88,8 +106,11 @@ def format_summary(r: dict[str, Any]) -> str:
         f"  deleted skipped   {r['deleted_skipped']:,}",
         f"  expired skipped   {r['expired_skipped']:,}",
         f"  filtered out      {r['filtered_out']:,}",
+        f"  expire on arrival {r.get('expired_on_arrival', 0):,} (not written)",
+        f"  bad event time    {r.get('bad_event_time', 0):,} (not written)",
         f"  selected          {r['selected']:,}",
         f"  written           {r['written']:,}",
+        f"  target kept newer {r.get('target_kept_newer', 0):,}",
         f"  failed            {r['failed']:,}",
         f"  time              {phases} (total {format_duration(r['total_seconds'])})",
         f"  rate              {r['records_per_second']:,.0f} records/s "
@@ -100,6 +121,7 @@ def format_summary(r: dict[str, Any]) -> str:
     if r.get("writer_cpu_us_per_record"):
         lines.append(f"  writer            {r['writer_cpu_us_per_record']:,.0f} µs CPU/record, "
                      f"{r['records_per_task_second']:,.0f} records/s per task")
+    lines += format_verify(r.get("verify"))
     if r["before_resume_from"]:
         lines.insert(6, f"  before resume-from {r['before_resume_from']:,}")
     if r["unaccounted"]:

@@ -12,13 +12,15 @@ from pyspark.sql import SparkSession
 from . import aws, report
 from .clear import clear_target, plan_clear
 from .clear_guards import check_clear_allowed, confirm_clear
-from .groups import check_groups, describe
-from .plan import format_plan, make_plan
-from .read import sample_records, select_records
+from .groups import GroupSpec, check_groups, describe
+from .plan import Plan, format_plan, make_plan
+from .read import Selection, sample_records, select_records
 from .resume import open_run, retry_failures
+from .runstate import RunFolder
 from .select import normalize_filter
 from .settings import Settings
 from .storage import Store
+from .verify import target_emptiness, verify_run
 from .write import resolve_write_api
 from .write_job import write_partitions
 
@@ -49,12 +51,22 @@ def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> in
     write_api = resolve_write_api(m.write_api, aws.runtime_client(settings.aws))
     spark = spark_factory()
     filter_query = normalize_filter(m.filter_query)
-    selection = select_records(spark, settings, source, compat, store, filter_query)
+    selection = select_records(spark, settings, source, target, compat, store, filter_query)
     plan = make_plan(settings, spark.sparkContext.defaultParallelism, source, target, compat,
                      selection, write_api, filter_query, sample_records(selection.encoded))
     if earlier_plan is not None:
         plan.partitions = earlier_plan.partitions  # the partitioning the checkpoints refer to
+        # what the target held before this run's first write
+        plan.target_empty = earlier_plan.target_empty
+        plan.target_empty_how = earlier_plan.target_empty_how
+    elif m.clear_target:
+        plan.target_empty, plan.target_empty_how = True, "cleared before writing"
+    else:
+        plan.target_empty, plan.target_empty_how = target_emptiness(
+            target, store, aws.runtime_client(settings.aws))
     phases.mark("plan")
+    if earlier_plan is not None and not earlier_plan.dry_run and folder.has_report():
+        return reverify(spark, selection, plan, target, settings, folder, phases)
 
     if m.clear_target:
         plan.clear_target = plan_clear(spark, target, store, settings.aws).to_json()
@@ -82,5 +94,25 @@ def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> in
                               source.record_id, frozenset(checkpoints), collections,
                               max(0, plan.counts.selected - done_before))
     phases.mark("write")
+    verified = verify_run(spark, selection.encoded, plan, target, settings, folder)
+    if verified is not None:
+        phases.mark("verify")
     selection.unpersist()
-    return report.finish(plan, totals, checkpoints, phases, folder)
+    return report.finish(plan, totals, checkpoints, phases, folder, verified)
+
+
+def reverify(spark: SparkSession, selection: Selection, plan: Plan, target: GroupSpec,
+             settings: Settings, folder: RunFolder, phases: report.Phases) -> int:
+    """--resume of a finished run: verify the target again (the source as it reads now), write
+    nothing; report.json gets the new verification."""
+    print(f"run {settings.run_id} is finished: verifying {target.name} again ("
+          f"{settings.migration.verify}), nothing written")
+    verified = verify_run(spark, selection.encoded, plan, target, settings, folder)
+    phases.mark("verify")
+    selection.unpersist()
+    result = report.with_verify(folder.read_report(), verified)
+    result["phases_seconds"] = {**result.get("phases_seconds", {}),
+                                "reverify": phases.seconds.get("verify", 0.0)}
+    folder.write_report(result)
+    print(report.format_summary(result))
+    return result["exit_code"]

@@ -92,6 +92,29 @@ class RunFolder:
             return
         self.store.write_text(uri, "".join(json.dumps(f, default=str) + "\n" for f in failures))
 
+    @property
+    def verify_uri(self) -> str:
+        return join(self.uri, "verify")
+
+    def write_verify(self, partition: int, mismatches: list[dict[str, Any]]) -> None:
+        """--verify's mismatches of one partition (JSON lines: expected and actual record)."""
+        uri = join(self.verify_uri, _part_name(partition, ".jsonl"))
+        if not mismatches:
+            self.store.delete(uri)
+            return
+        self.store.write_text(uri, "".join(json.dumps(m, default=str) + "\n"
+                                           for m in mismatches))
+
+    def clear_verify(self) -> None:
+        """A new verification replaces the files of an earlier one."""
+        self.store.delete_many(self.store.list(self.verify_uri))
+
+    def has_report(self) -> bool:
+        return self.store.exists(self.report_uri)
+
+    def read_report(self) -> dict[str, Any]:
+        return self.read_json(self.report_uri)
+
     def failure_files(self) -> list[str]:
         return [u for u in self.store.list(self.failures_uri) if u.endswith(".jsonl")]
 

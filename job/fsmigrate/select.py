@@ -110,7 +110,8 @@ def event_time_key(column: str, data_type: DataType) -> Column:
 # ---- latest state ----------------------------------------------------------------------------
 
 
-def latest_state(df: DataFrame, id_col: str, event_time_col: str) -> DataFrame:
+def latest_state(df: DataFrame, id_col: str, event_time_col: str,
+                 unparseable_col: str | None = None) -> DataFrame:
     """One row per record id: its newest version, the row the online store would hold.
 
     Order: event time (as an instant), then api_invocation_time, then write_time, all newest
@@ -119,6 +120,8 @@ def latest_state(df: DataFrame, id_col: str, event_time_col: str) -> DataFrame:
     (max(struct(key, row)) planned a slower SortAggregate comparing whole-row structs).
     Deterministic: in the (practically impossible) case of a full tie the remaining column
     values decide, largest first. Output columns keep the input's names, order and types.
+    ``unparseable_col`` adds a last column counting the record's rows whose event time doesn't
+    parse (their key is null, which would sort them as oldest).
     """
     types = {f.name: f.dataType for f in df.schema.fields}
     for required in (id_col, event_time_col, API_INVOCATION_TIME, WRITE_TIME):
@@ -128,8 +131,13 @@ def latest_state(df: DataFrame, id_col: str, event_time_col: str) -> DataFrame:
     order = [F.col(c).desc_nulls_last() for c in (_KEY, API_INVOCATION_TIME, WRITE_TIME, *ties)]
     newest_first = Window.partitionBy(id_col).orderBy(*order)
     keyed = df.withColumn(_KEY, event_time_key(event_time_col, types[event_time_col]))
+    extra: list[Column] = []
+    if unparseable_col:
+        keyed = keyed.withColumn(unparseable_col, F.sum(F.col(_KEY).isNull().cast("long"))
+                                 .over(Window.partitionBy(id_col)))
+        extra = [F.col(unparseable_col)]
     return (keyed.withColumn(_RANK, F.row_number().over(newest_first))
-            .where(F.col(_RANK) == 1).select(*df.columns))
+            .where(F.col(_RANK) == 1).select(*df.columns, *extra))
 
 
 def drop_deleted(latest: DataFrame) -> DataFrame:
@@ -217,23 +225,30 @@ def _after(id_col: str, resume_from: str) -> Column:
 
 
 def count_selection(latest: DataFrame, id_col: str, query: str | None,
-                    resume_from: str | None, rows_scanned: int = 0) -> Counts:
+                    resume_from: str | None, rows_scanned: int = 0, bad_col: str | None = None,
+                    expiring: Column | None = None) -> Counts:
     """The plan's counts for `latest` (from latest_state) in one aggregation, one pass.
 
     The same rules as drop_deleted -> apply_filter -> after_record_id, as counts: a null
-    filter result or id never passes (where() drops those rows too).
+    filter result or id never passes (where() drops those rows too). ``bad_col`` (rows whose
+    event time doesn't parse, per record) leaves such records out first; ``expiring`` marks
+    the selected records that would arrive expired (counted, not selected).
     """
-    live = ~F.coalesce(F.col(IS_DELETED), F.lit(False))
+    bad = (F.col(bad_col) > 0) if bad_col else F.lit(False)
+    live = ~bad & ~F.coalesce(F.col(IS_DELETED), F.lit(False))
     condition = filter_condition(latest, query)
     matched = live if condition is None else live & F.coalesce(condition, F.lit(False))
     chosen = matched
     if resume_from is not None:
         chosen = matched & F.coalesce(_after(id_col, resume_from), F.lit(False))
-    records, live_n, matched_n, selected = latest.agg(
-        F.count(F.lit(1)), F.count_if(live), F.count_if(matched), F.count_if(chosen)).first()
-    return Counts(rows_scanned=rows_scanned, records=records, deleted_skipped=records - live_n,
-                  filtered_out=live_n - matched_n, before_resume_from=matched_n - selected,
-                  selected=selected)
+    expired = F.lit(False) if expiring is None else chosen & F.coalesce(expiring, F.lit(False))
+    records, bad_n, live_n, matched_n, chosen_n, expired_n = latest.agg(
+        F.count(F.lit(1)), F.count_if(bad), F.count_if(live), F.count_if(matched),
+        F.count_if(chosen), F.count_if(expired)).first()
+    return Counts(rows_scanned=rows_scanned, records=records, bad_event_time=bad_n,
+                  deleted_skipped=records - bad_n - live_n, filtered_out=live_n - matched_n,
+                  before_resume_from=matched_n - chosen_n, expired_on_arrival=expired_n,
+                  selected=chosen_n - expired_n)
 
 
 # ---- encoding --------------------------------------------------------------------------------

@@ -53,6 +53,10 @@ class MigrationOptions:
     partition_records: int = 5000
     max_attempts: int = 8
     progress_interval_seconds: float = 5.0
+    # ---- issue 7 (verify-sources): reads, verification, offline store status ----
+    read_tps: float = 400.0  # BatchGetRecord calls/s: 80% of its 500 TPS account quota
+    verify: str = "sample:1000"  # none | sample:N | all
+    allow_inactive_offline_store: bool = False  # read a Blocked/Disabled offline store anyway
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,9 @@ def argument_parser(prog: str = "migrate.py") -> argparse.ArgumentParser:
                    help="re-send exactly the records in an earlier run's failure files")
     p.add_argument("--preflight", **flag,
                    help="only check versions, permissions and storage, print them, exit")
+    p.add_argument("--verify", nargs="?", const="all", default=None, metavar="none|sample:N|all",
+                   help="read the target back and compare (alone: all); with --resume of a "
+                        "finished run: verify it again without writing")
     return p
 
 
@@ -254,7 +261,17 @@ _OPTION_TYPES = {
     "filter_query": str, "clear_target": bool, "confirm_clear": str, "dry_run": bool,
     "resume_from": str, "missing_features": str, "ttl": str, "id_source": str,
     "partition_records": int, "max_attempts": int, "progress_interval_seconds": float,
+    "read_tps": float, "verify": str, "allow_inactive_offline_store": bool,
 }
+VERIFY_MODE = re.compile(r"^(none|all|sample:[1-9][0-9]*)$")
+
+
+def verify_sample_size(mode: str) -> int | None:
+    """None for all; 0 for none; N for sample:N."""
+    if mode == "all":
+        return None
+    return 0 if mode == "none" else int(mode.split(":", 1)[1])
+
 
 
 def load_settings(argv: list[str], prog: str = "migrate.py") -> Settings:
@@ -275,6 +292,7 @@ def load_settings(argv: list[str], prog: str = "migrate.py") -> Settings:
         "batch_size": ns.batch_size, "max_workers": ns.max_workers, "max_tps": ns.max_tps,
         "write_api": ns.write_api, "filter_query": ns.filter_query,
         "clear_target": ns.clear_target, "dry_run": ns.dry_run, "resume_from": ns.resume_from,
+        "verify": ns.verify,
     }
     mig_d.update({k: v for k, v in cli_options.items() if v is not None})
     options = MigrationOptions(
@@ -338,6 +356,11 @@ def validate(s: Settings) -> None:
         raise BadInput("migration.max_attempts must be between 1 and 100")
     if not m.progress_interval_seconds > 0:
         raise BadInput("migration.progress_interval_seconds must be positive")
+    if not m.read_tps > 0:
+        raise BadInput(f"migration.read_tps must be a positive number, got {m.read_tps}")
+    if not VERIFY_MODE.match(m.verify):
+        raise BadInput(f"--verify / migration.verify must be none, all or sample:N, "
+                       f"got {m.verify!r}")
     if m.resume_from is not None and not m.resume_from.strip():
         raise BadInput("--resume-from needs a record id")
     for label, run_id in (("--resume", s.resume), ("--run-id", s.run_id)):

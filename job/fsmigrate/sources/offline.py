@@ -52,11 +52,16 @@ def offline_schema(spec: GroupSpec) -> StructType:
 
 
 def read_offline(spark: SparkSession, spec: GroupSpec, store: Store) -> DataFrame | None:
-    """The offline store's rows with the partition columns dropped; None when it holds no files."""
+    """The offline store's rows (no partition columns); None when it holds no files.
+
+    recursiveFileLookup turns Spark's partition discovery off: the year=/month=/day=/hour=
+    folders never become columns, so a feature named `year`, `Month`, `day` or `HOUR` (legal
+    in the API) keeps its own value instead of being replaced by the folder's.
+    """
     path = store.spark_path(data_uri(spec))
     schema = offline_schema(spec)
     try:
-        df = spark.read.schema(schema).option("basePath", path).parquet(path)
+        df = spark.read.schema(schema).option("recursiveFileLookup", "true").parquet(path)
     except Exception as exc:  # Spark raises AnalysisException for a missing path
         if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc):
             log.warning("offline store of %s has no files yet at %s", spec.name, path)

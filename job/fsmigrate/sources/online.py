@@ -2,13 +2,13 @@
 
 Two steps:
 
-1. **Record ids** (:mod:`.ids`). From the source offline store when it has one (distinct record
-   ids of all rows, delete markers included: the online store decides what still exists),
-   read in parallel from Parquet; otherwise from a ListRecords scan on the driver (pages of
-   100). Caveat of the offline id source: a record written only to the online store
-   (``TargetStores=["OnlineStore"]``) under an id the offline store never saw, or written in
-   the last ~15 minutes (before the offline store receives it), is not found. Use
-   ``id_source="scan"`` when that matters.
+1. **Record ids** (:mod:`.ids`). By default (``auto``) the distinct record ids of the source
+   offline store (all rows, delete markers included: the online store decides what still
+   exists), read in parallel from Parquet, united with a ListRecords scan on the driver: the
+   scan finds records written only to the online store (``TargetStores=["OnlineStore"]``) and
+   those written within the offline delivery delay (~15 minutes), which the offline store
+   never shows. ``id_source="offline"`` skips the scan (faster; may miss those, and the plan
+   says so); ``id_source="scan"`` uses ListRecords alone.
 2. **Values** (:mod:`.online_fetch`). The ids are hash-partitioned (``ids_per_partition`` ids
    per partition) and every partition calls BatchGetRecord; ids missing from a response are
    not online (deleted or expired) and produce no row.
@@ -45,7 +45,7 @@ from ..eventtime import now_ns
 from ..groups import FRACTIONAL, INTEGRAL, GroupSpec
 from ..partitions import Counters, task_share, watching
 from ..storage import Store
-from . import ID_SOURCES, IDS_FROM_OFFLINE, IDS_FROM_SCAN
+from . import ID_SOURCES, IDS_FROM_BOTH, IDS_FROM_OFFLINE, IDS_FROM_SCAN, OFFLINE_IDS_MISS
 from .ids import ID_COLUMN, offline_record_ids, scan_record_ids
 from .online_fetch import FetchJob, fetch_partition
 
@@ -84,43 +84,85 @@ def online_schema(source: GroupSpec) -> StructType:
 # ---- driver side -----------------------------------------------------------------------------
 
 
-def _resolve_id_source(spark: SparkSession, source: GroupSpec, store: Store,
-                       id_source: str) -> tuple[str, str, DataFrame | None]:
-    """(id source, reason, offline ids DataFrame or None for a scan)."""
+def check_offline_status(spec: GroupSpec, allow_inactive: bool) -> str | None:
+    """None when the offline store can be trusted for reads; else a note for the plan (when
+    ``allow_inactive``) or BadInput. A Blocked store stopped receiving records (replication
+    failed) and a Disabled one never will: its files are not the group's state."""
+    status = spec.offline_status
+    if not spec.offline or status in (None, "Active"):
+        return None
+    note = (f"the offline store of {spec.name} is {status}, not Active: its files may lack "
+            "recent records")
+    if not allow_inactive:
+        raise BadInput(f"{note}; set migration.allow_inactive_offline_store: true to read it "
+                       "anyway")
+    return note
+
+
+def _offline_ids_alone(spark: SparkSession, source: GroupSpec, store: Store,
+                       allow_inactive: bool, why: str, instead: str
+                       ) -> tuple[str, str, DataFrame, bool]:
+    """The offline store's ids without a scan; the reason says what they may miss."""
+    note = check_offline_status(source, allow_inactive)
+    ids = offline_record_ids(spark, source, store)
+    if ids is None:
+        raise BadInput(f"{why}, but the offline store of {source.name} holds no files yet: "
+                       f"{instead}")
+    reason = f"{why}; {OFFLINE_IDS_MISS}" + (f"; {note}" if note else "")
+    return IDS_FROM_OFFLINE, reason, ids, False
+
+
+def _resolve_id_source(spark: SparkSession, source: GroupSpec, store: Store, id_source: str,
+                       can_scan: bool, allow_inactive: bool
+                       ) -> tuple[str, str, DataFrame | None, bool]:
+    """(id source, reason, offline ids DataFrame or None, scan ListRecords too).
+
+    ``auto`` (the default) never skips a live record: the offline ids united with a ListRecords
+    scan, which sees what the offline store can't (online-only writes, the delivery delay).
+    Only when this botocore has no ListRecords does it fall back to the offline ids alone, and
+    the reason says what that may miss.
+    """
     if id_source not in ID_SOURCES:
         raise BadInput(f"id_source must be one of {', '.join(ID_SOURCES)}, not {id_source!r}")
     if id_source == "scan":
-        return IDS_FROM_SCAN, "migration.id_source: scan", None
+        return IDS_FROM_SCAN, "migration.id_source: scan", None, True
     if id_source == "offline":
         if not source.offline:
             raise BadInput(f"migration.id_source is offline, but feature group {source.name} "
                            "has no offline store: use scan (or auto)")
-        ids = offline_record_ids(spark, source, store)
-        if ids is None:
-            raise BadInput(f"migration.id_source is offline, but the offline store of "
-                           f"{source.name} holds no files yet: use scan (or auto)")
-        return IDS_FROM_OFFLINE, "migration.id_source: offline", ids
+        return _offline_ids_alone(spark, source, store, allow_inactive,
+                                  "migration.id_source: offline", "use scan (or auto)")
     # auto
     if not source.offline:
-        return IDS_FROM_SCAN, f"online-only source ({source.storage_type or 'Standard'})", None
+        return (IDS_FROM_SCAN, f"online-only source ({source.storage_type or 'Standard'})",
+                None, True)
     if source.is_iceberg:
         return (IDS_FROM_SCAN, "the source offline store uses the Iceberg table format, "
-                "which this job does not read", None)
-    ids = offline_record_ids(spark, source, store)
+                "which this job does not read", None, True)
+    if not can_scan:
+        return _offline_ids_alone(spark, source, store, allow_inactive,
+                                  "this botocore has no ListRecords", "install a newer boto3")
+    ids = offline_record_ids(spark, source, store) if source.offline_status in (
+        None, "Active") else None  # a scan sees every online record: a Blocked store adds none
     if ids is None:
-        return IDS_FROM_SCAN, "the source offline store holds no files yet", None
-    return IDS_FROM_OFFLINE, "the source has an offline store: ids read in parallel", ids
+        why = ("holds no files yet" if source.offline_status in (None, "Active")
+               else f"is {source.offline_status}")
+        return IDS_FROM_SCAN, f"ListRecords (the source offline store {why})", None, True
+    return (IDS_FROM_BOTH, "the offline store's ids (in parallel) united with a ListRecords "
+            "scan, which also sees online-only and recent records", ids, True)
 
 
 def read_online(spark: SparkSession, source: GroupSpec, store: Store,
                 aws_settings: AwsSettings, id_source: str = "auto",
                 now: datetime | None = None, max_workers: int = 4,
                 ids_per_partition: int = 2000, max_tps: float | None = None,
-                max_attempts: int = 10, progress_interval: float = 5.0) -> OnlineRead:
+                max_attempts: int = 10, progress_interval: float = 5.0,
+                allow_inactive_offline: bool = False) -> OnlineRead:
     """The source's online records, one row each, values exactly as the service returned them.
 
-    ``id_source``: ``auto`` (offline store when the source has a Glue-format one with files,
-    else ListRecords), ``offline`` (BadInput without one) or ``scan`` (ListRecords).
+    ``id_source``: ``auto`` (the offline store's ids united with a ListRecords scan; see
+    :func:`_resolve_id_source`), ``offline`` (BadInput without one; fast, but may miss
+    records) or ``scan`` (ListRecords).
     Schema: one column per source feature, in the group's order, holding the returned text
     (string; array<string> for collection features, from ValueAsStringList; null when the
     record lacks the feature); ``__expires_at`` (the ExpiresAt string, null when none) and
@@ -140,18 +182,23 @@ def read_online(spark: SparkSession, source: GroupSpec, store: Store,
         raise BadInput(f"feature group {source.name}: event time feature {source.event_time!r} "
                        "is not among its features")
     now = now_ns(now)
-    kind, reason, offline_ids = _resolve_id_source(spark, source, store, id_source)
+    client = aws.runtime_client(aws_settings)
+    kind, reason, offline_ids, scan = _resolve_id_source(
+        spark, source, store, id_source, aws.has_list_records(client), allow_inactive_offline)
     sc = spark.sparkContext
     log.info("reading the online store of %s; record ids from %s (%s)", source.name, kind,
              reason)
 
+    scan_ids = scan_record_ids(source.name, client, max_attempts=max_attempts,
+                               calls_per_second=max_tps) if scan else []
     if offline_ids is None:
-        scan_ids = scan_record_ids(source.name, aws.runtime_client(aws_settings),
-                                   max_attempts=max_attempts, calls_per_second=max_tps)
         considered = len(scan_ids)
         partitions = max(1, math.ceil(considered / ids_per_partition))
         ids_rdd = sc.parallelize(scan_ids, partitions)
     else:
+        if scan_ids:
+            scanned = spark.createDataFrame([(i,) for i in scan_ids], f"{ID_COLUMN} string")
+            offline_ids = offline_ids.union(scanned).distinct()
         offline_ids = offline_ids.persist(StorageLevel.MEMORY_AND_DISK)
         considered = offline_ids.count()
         partitions = max(1, math.ceil(considered / ids_per_partition))

@@ -10,6 +10,7 @@ errors and exhausted retries abort the read: a read that can't see a record must
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -48,10 +49,12 @@ class FetchJob:
 
 
 class _Fetcher:
-    def __init__(self, job: FetchJob, client, caller: Caller) -> None:
+    def __init__(self, job: FetchJob, client, caller: Caller, tally: Tally | None = None) -> None:
         self.job = job
         self.client = client
         self.caller = caller
+        self.tally = tally  # the calls of every thread, summed (under the lock)
+        self.lock = threading.Lock()
         self.event_index = next(
             i for i, (name, _) in enumerate(job.features) if name == job.event_time)
 
@@ -79,6 +82,9 @@ class _Fetcher:
             return [rid for rid in retry if rid is not None], reason
 
         self.caller.send_all("BatchGetRecord", ids, send, tally)
+        if self.tally is not None:
+            with self.lock:
+                self.tally.add(tally)
         return rows
 
     def row(self, result: dict) -> tuple:
@@ -114,15 +120,15 @@ class _Fetcher:
 
 
 def fetch_partition(ids: Iterable[str], job: FetchJob, client=None, rng=None,
-                    sleep=None) -> Iterator[tuple]:
+                    sleep=None, tally: Tally | None = None) -> Iterator[tuple]:
     """BatchGetRecord for one partition's ids, ``job.max_workers`` calls in flight.
 
-    Yields (features..., expires_at, ttl_seconds, expired) per record found online.
-    ``client``/``rng``/``sleep`` are for tests.
+    Yields (features..., expires_at, ttl_seconds, expired) per record found online; the calls
+    made are added to ``tally`` when given. ``client``/``rng``/``sleep`` are for tests.
     """
     client = client or aws.runtime_client(job.aws, max(10, job.max_workers + 2))
     caller = Caller.paced(job.group, job.policy, job.calls_per_second, rng=rng, sleep=sleep)
-    fetcher = _Fetcher(job, client, caller)
+    fetcher = _Fetcher(job, client, caller, tally)
     ids = (i for i in ids if i is not None)
     for rows in bounded_map(fetcher.fetch, ids, BATCH_GET_MAX_IDS, job.max_workers, caller.stop,
                             "fsmigrate-read"):
