@@ -267,7 +267,7 @@ def write_partition(rows: Iterable[Sequence], settings: WriterSettings, client=N
     ``rng``/``clock``/``sleep`` are for tests (backoff jitter, rate limiter, waits).
     """
     if client is None:
-        client = aws.runtime_client(settings.aws, max(10, settings.max_workers + 2))
+        client = aws.writer_client(settings.aws, max(10, settings.max_workers + 2))
     api = resolve_write_api(settings.write_api, client)
     caller = Caller.paced(settings.target_group, settings.policy, settings.tps_per_task, rng=rng,
                           clock=clock, sleep=sleep)
