@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from fsmigrate import aws
 from fsmigrate.aws import AwsSettings, describe_error, runtime_client, writer_client
+from fsmigrate.encode import with_entries
 from fsmigrate.errors import BadInput
 from fsmigrate.fast_http import FastRuntimeClient
 from fsmigrate.settings import load_settings
@@ -57,27 +58,69 @@ def stored(fsr, group: str, ids: list[str]) -> dict[str, dict]:
     return out
 
 
-def test_fast_and_boto3_write_the_same_records(emulator, sm, fsr):
-    data = rows(130)
-    got = {}
-    for sender in aws.SENDERS:
-        group = make_group(sm)
-        settings = WriterSettings(
-            aws=AwsSettings(endpoint_url=emulator.url, sender=sender), target_group=group,
-            columns=COLUMNS, record_id_name="rid", collection_features=frozenset({"tags"}),
-            ttl_column="ttl", batch_size=40, max_workers=2, write_api="batch")
-        result = write_partition(iter(data), settings)
-        # 3 batches of 40 (25 + 15), then 10
-        assert (result.written, result.failed, result.api_calls) == (len(data), [], 7)
-        got[sender] = stored(fsr, group, [r[0] for r in data])
+SCHEMA = ("rid string, ts string, n string, x string, s string, tags array<string>, "
+          "ttl long")
 
-    fast, boto = got["fast"], got["boto3"]
-    assert len(fast) == len(data)
+
+def spark_encoded(spark, data: list[tuple], group: str) -> tuple[tuple[str, ...], list[tuple]]:
+    """(columns, rows) as the write stage hands them over with entries built by Spark."""
+    df = with_entries(spark.createDataFrame(data, SCHEMA), group, "rid", frozenset({"tags"}),
+                      "ttl", None)
+    return tuple(df.columns), [tuple(r) for r in df.collect()]
+
+
+def write_both_ways(spark, emulator, sm, data: list[tuple]) -> dict[str, tuple]:
+    """The rows written by boto3 (the reference), by the fast sender, and by the fast sender
+    from entries Spark built: {way: (group, result)}."""
+    out = {}
+    for way in ("boto3", "fast", "spark"):
+        group = make_group(sm)
+        columns, rows_in = COLUMNS, data
+        if way == "spark":
+            columns, rows_in = spark_encoded(spark, data, group)
+        settings = WriterSettings(
+            aws=AwsSettings(endpoint_url=emulator.url, sender="boto3" if way == "boto3" else
+                            "fast"), target_group=group,
+            columns=columns, record_id_name="rid", collection_features=frozenset({"tags"}),
+            ttl_column="ttl", batch_size=40, max_workers=2, write_api="batch",
+            base_delay_s=0.001, max_attempts=1)
+        out[way] = group, write_partition(iter(rows_in), settings)
+    return out
+
+
+def test_all_ways_write_the_same_records(spark, emulator, sm, fsr):
+    data = rows(130)
+    written = write_both_ways(spark, emulator, sm, data)
+    got = {}
+    for way, (group, result) in written.items():
+        # 3 batches of 40 (25 + 15), then 10
+        assert (result.written, result.failed, result.api_calls) == (len(data), [], 7), way
+        got[way] = stored(fsr, group, [r[0] for r in data])
+
+    boto = got["boto3"]
+    assert len(boto) == len(data)
     for rid, rec in boto.items():
-        assert fast[rid] == rec, rid
-    assert sum("ExpiresAt" in rec for rec in fast.values()) == 44
-    assert fast["r0001"]["Record"][-1] == {"FeatureName": "tags",
+        assert got["fast"][rid] == rec, rid
+        assert got["spark"][rid] == rec, rid
+    assert sum("ExpiresAt" in rec for rec in boto.values()) == 44
+    assert boto["r0001"]["Record"][-1] == {"FeatureName": "tags",
                                            "ValueAsStringList": [ODD[1], "t1", ""]}
+
+
+def test_failed_records_read_the_same(spark, emulator, sm):
+    data = rows(6)
+    data[2] = (*data[2][:2], "not a number", *data[2][3:])  # n is Integral
+    failures = {}
+    for way, (_, result) in write_both_ways(spark, emulator, sm, data).items():
+        assert result.written == 5 and len(result.failed) == 1, way
+        failures[way] = result.failed[0]
+    reference = failures["boto3"]
+    assert reference["error_code"] == "ValidationError"
+    assert failures["fast"] == reference
+    # from Spark's entry: the same, less the features that were null (not sent)
+    assert failures["spark"]["record"] == {
+        k: v for k, v in reference["record"].items() if v is not None or k == "ttl"}
+    assert {**failures["spark"], "record": None} == {**reference, "record": None}
 
 
 def test_writer_client_follows_the_sender_setting(emulator):

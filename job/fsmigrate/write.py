@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import aws
+from . import aws, encode
 from .aws import AwsSettings
 from .calls import Caller, CallFailed, RetryPolicy, Tally
 from .errors import BadInput
@@ -125,8 +125,12 @@ class _PartitionWriter:
             for i, name in enumerate(cols) if name != settings.ttl_column
         )
         self.stores = list(settings.target_stores) if settings.target_stores else None
+        self.entry_index = encode.entry_index(cols)  # rows with an entry built by Spark
 
     def encode(self, row: Sequence) -> _Pending:
+        if self.entry_index is not None:
+            # the entry is JSON text; only the fast BatchWriteRecord sender takes it
+            return _Pending(row, row[self.id_index], row[self.entry_index])
         record = []
         for i, name, key in self.plan:
             value = row[i]
@@ -149,7 +153,7 @@ class _PartitionWriter:
         return _Pending(row, None if rid is None else str(rid), entry)
 
     def failure(self, p: _Pending, code: str, message: str, attempts: int) -> dict:
-        record = dict(zip(self.s.columns, p.row, strict=False))
+        record = encode.record_of(self.s.columns, p.row)
         return {"record": record, "error_code": code, "message": message, "attempts": attempts}
 
     # -- one batch of rows (runs in a worker thread) --
