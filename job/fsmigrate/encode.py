@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, StringType
+if TYPE_CHECKING:  # write.py imports this module where pyspark must not be loaded (the CLI)
+    from pyspark.sql import DataFrame
 
 ENTRY = "__entry_json"  # the column holding a row's BatchWriteRecord entry as JSON text
 
@@ -28,6 +27,9 @@ ENTRY = "__entry_json"  # the column holding a row's BatchWriteRecord entry as J
 def with_entries(df: DataFrame, group: str, record_id: str, collection_features: frozenset[str],
                  ttl_column: str | None, target_stores: Sequence[str] | None) -> DataFrame:
     """``(record_id, [ttl_column], ENTRY)``: each row's entry built by Spark."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, StringType
+
     features = []
     for name in df.columns:
         if name == ttl_column:
@@ -43,7 +45,7 @@ def with_entries(df: DataFrame, group: str, record_id: str, collection_features:
             (c.cast(ArrayType(StringType())) if listed
              else F.lit(None).cast(ArrayType(StringType()))).alias("ValueAsStringList"))
         features.append(F.when(c.isNotNull(), feature))
-    fields: list[Column] = [F.lit(group).alias("FeatureGroupName"),
+    fields = [F.lit(group).alias("FeatureGroupName"),
                             F.filter(F.array(*features), lambda f: f.isNotNull()).alias("Record")]
     if target_stores:
         fields.append(F.array(*[F.lit(s) for s in target_stores]).alias("TargetStores"))
