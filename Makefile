@@ -33,5 +33,4 @@ package: setup
 	@echo "built dist/fsmigrate.zip (--py-files / --extra-py-files) and dist/migrate.py"
 
 bench: setup
-	$(PY) scripts/bench_write.py
-	$(PY) scripts/bench_migration.py
+	$(PY) scripts/bench.py $(ARGS)
