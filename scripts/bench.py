@@ -323,7 +323,8 @@ def connector_python() -> tuple[Path | None, str]:
     print(f"installing {CONNECTOR_PACKAGE} into {CONNECTOR_VENV} ...", flush=True)
     shutil.rmtree(CONNECTOR_VENV, ignore_errors=True)
     steps = [[sys.executable, "-m", "venv", str(CONNECTOR_VENV)],
-             [str(python), "-m", "pip", "install", "--quiet", CONNECTOR_PACKAGE, "setuptools"]]
+             [str(python), "-m", "pip", "install", "--quiet", CONNECTOR_PACKAGE, "setuptools",
+              "numpy"]]  # numpy: pyspark.ml, which the connector imports
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True)
         if done.returncode:
@@ -386,7 +387,7 @@ def fmt(value: float | None, spec: str) -> str:
 def table(rows: list[Row]) -> str:
     base = next((r.median("rate") for r in rows if r.name.startswith("naive") and r.runs), None)
     head = ("| row | records | records/s | writer CPU µs/rec | tree CPU µs/rec | plan s | "
-            "write s | peak worker RSS MB | × naive (rate) | × naive (tree CPU) | "
+            "write s | peak worker RSS MB | rate × naive | naive tree CPU ÷ this | "
             "emulator CPU µs/rec | note |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     base_cpu = next((r.median("tree_cpu_us") for r in rows
