@@ -42,7 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import emulator_process  # noqa: E402
-from seed_data import SeedSpec, feature_definitions, feature_types, seed  # noqa: E402
+from seed_data import (  # noqa: E402
+    SeedSpec,
+    feature_definitions,
+    feature_types,
+    local_path,
+    seed,
+)
 
 BENCH = ROOT / ".bench"
 DATA = BENCH / "s3"
@@ -298,15 +304,14 @@ import os, sys, time
 from pyspark.sql import SparkSession, functions as F, Window
 from feature_store_pyspark.FeatureStoreManager import FeatureStoreManager
 import feature_store_pyspark
-source, arn, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+source, arn, n, names = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(",")
 jars = ",".join(feature_store_pyspark.classpath_jars())
 spark = (SparkSession.builder.master("local[2]").config("spark.jars", jars)
          .config("spark.ui.enabled", "false").getOrCreate())
 df = spark.read.parquet(source)
 latest = Window.partitionBy("record_id").orderBy(F.col("event_time").desc())
 df = (df.where(~F.col("is_deleted")).withColumn("_n", F.row_number().over(latest))
-      .where("_n = 1").drop("_n", "api_invocation_time", "write_time", "is_deleted")
-      .limit(n).cache())
+      .where("_n = 1").select(*names).limit(n).cache())
 count = df.count()
 print("READY", count, flush=True)
 sys.stdin.readline()
@@ -354,13 +359,16 @@ def run_connector(emu, spec: SeedSpec, target: str, n: int) -> Run:
         raise RuntimeError(why)
     sm = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=emu.url)
     arn = sm.describe_feature_group(FeatureGroupName=target)["FeatureGroupArn"]
-    source = DATA / BUCKET / spec.prefix / SOURCE
+    uri = sm.describe_feature_group(FeatureGroupName=SOURCE)["OfflineStoreConfig"][
+        "S3StorageConfig"]["ResolvedOutputS3Uri"]
+    source = local_path(DATA, uri)
+    names = ",".join(name for name, _ in feature_types(spec))
     env = dict(spark_env(), PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python),
                AWS_ENDPOINT_URL=emu.url, AWS_REGION="us-east-1")
     log = BENCH / f"{target}.log"
     with log.open("w") as err:
-        proc = subprocess.Popen([str(python), "-c", CONNECTOR_SCRIPT, str(source), arn, str(n)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+        command = [str(python), "-c", CONNECTOR_SCRIPT, str(source), arn, str(n), names]
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                                 text=True, env=env, cwd=BENCH)
         try:
             with TreeSampler(proc.pid) as sampler:
