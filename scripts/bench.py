@@ -391,7 +391,8 @@ def run_connector(emu, spec: SeedSpec, target: str, n: int) -> Run:
                 proc.kill()
     count = int(count)
     return Run(count, float(seconds), None, 1e6 * cpu / count, 1e6 * emu_cpu / count,
-               None, float(seconds), sampler.worker_rss_mb, 1e6 * cpu / count)
+               None, float(seconds), sampler.worker_rss_mb or None,  # no Python workers
+               1e6 * cpu / count)
 
 
 # ---- the table -------------------------------------------------------------------------------
