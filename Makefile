@@ -34,5 +34,4 @@ package:
 	$(PYTHON311) scripts/package.py --dist $(DIST) --build $(PACKAGE_BUILD)
 
 bench: setup
-	$(PY) scripts/bench_write.py
-	$(PY) scripts/bench_migration.py
+	$(PY) scripts/bench.py $(ARGS)

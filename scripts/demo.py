@@ -2,7 +2,7 @@
 Online+Offline target, run the real `spark-submit job/migrate.py`, show the result, stop.
 Extra arguments go to the job: `make demo ARGS="--write-api put"`.
 
-The steps are functions so that `scripts/bench_migration.py` runs the same thing at scale."""
+The steps are functions, for scripts that run the same thing."""
 
 from __future__ import annotations
 

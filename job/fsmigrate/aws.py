@@ -60,6 +60,11 @@ class AwsSettings:
     region: str = "us-east-1"
     endpoint_url: str | None = None  # SageMaker control plane and runtime (the emulator locally)
     s3_endpoint_url: str | None = None
+    # BatchWriteRecord through fast_http ("fast") or through boto3's generic path ("boto3")
+    sender: str = "fast"
+
+
+SENDERS = ("fast", "boto3")
 
 
 def _config(max_pool: int = 10, validate: bool = True, timeout: float = 30.0) -> Config:
@@ -101,6 +106,27 @@ def runtime_client(aws: AwsSettings, max_pool: int = 10):
                 config=_config(max_pool=max_pool, validate=False),
             )
         return client
+
+
+_writer_clients: dict[tuple[int, AwsSettings, int], Any] = {}
+
+
+def writer_client(aws: AwsSettings, max_pool: int = 10):
+    """The runtime client the writer uses: with ``aws.sender == "fast"`` BatchWriteRecord goes
+    through :mod:`fsmigrate.fast_http` (same credentials, endpoint and signer as boto3, ~5x less
+    CPU); every other call, and everything with "boto3", is :func:`runtime_client`'s."""
+    client = runtime_client(aws, max_pool)
+    if aws.sender != "fast":
+        return client
+    from .fast_http import FastRuntimeClient
+
+    key = (os.getpid(), aws, max_pool)
+    with _runtime_clients_lock:
+        fast = _writer_clients.get(key)
+        if fast is None:
+            credentials = boto3.session.Session().get_credentials()
+            fast = _writer_clients[key] = FastRuntimeClient(client, credentials, max_pool)
+        return fast
 
 
 def s3_client(aws: AwsSettings):

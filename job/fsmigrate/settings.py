@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .aws import AwsSettings
+from .aws import SENDERS, AwsSettings
 from .errors import BadInput
 from .sources import ID_SOURCES
 from .write import AUTO, WRITE_APIS
@@ -206,7 +206,7 @@ def _load_yaml(conf: str, aws_hint: AwsSettings) -> dict[str, Any]:
 
 
 _SECTIONS = {
-    "aws": {"region", "endpoint_url", "s3_endpoint_url"},
+    "aws": {"region", "endpoint_url", "s3_endpoint_url", "sender"},
     "storage": {"local_root"},
     "output": {"uri"},
     "migration": {f.name for f in dataclasses.fields(MigrationOptions)},
@@ -284,7 +284,7 @@ def load_settings(argv: list[str], prog: str = "migrate.py") -> Settings:
     aws_d = data.get("aws") or {}
     mig_d = dict(data.get("migration") or {})
     _check_text(data, "source", "target")
-    _check_text(aws_d, "region", "endpoint_url", "s3_endpoint_url", section="aws")
+    _check_text(aws_d, "region", "endpoint_url", "s3_endpoint_url", "sender", section="aws")
     _check_text(data.get("storage") or {}, "local_root", section="storage")
     _check_text(data.get("output") or {}, "uri", section="output")
 
@@ -306,6 +306,7 @@ def load_settings(argv: list[str], prog: str = "migrate.py") -> Settings:
             region=str(aws_d.get("region") or "us-east-1"),
             endpoint_url=aws_d.get("endpoint_url"),
             s3_endpoint_url=aws_d.get("s3_endpoint_url"),
+            sender=aws_d.get("sender") or "fast",
         ),
         local_root=(data.get("storage") or {}).get("local_root"),
         output_uri=str((data.get("output") or {}).get("uri") or "./migration-runs"),
@@ -326,6 +327,8 @@ def _new_run_id() -> str:
 
 def validate(s: Settings) -> None:
     m = s.migration
+    if s.aws.sender not in SENDERS:
+        raise BadInput(f"aws.sender must be one of {', '.join(SENDERS)}")
     for role, name in (("source", s.source), ("target", s.target)):
         if not name and (s.resume or s.retry_failures):
             continue  # the earlier run's plan names the groups

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import aws
+from . import aws, encode
 from .aws import AwsSettings
 from .calls import Caller, CallFailed, RetryPolicy, Tally
 from .errors import BadInput
@@ -133,8 +133,12 @@ class _PartitionWriter:
             for i, name in enumerate(cols) if name != settings.ttl_column
         )
         self.stores = list(settings.target_stores) if settings.target_stores else None
+        self.entry_index = encode.entry_index(cols)  # rows with an entry built by Spark
 
     def encode(self, row: Sequence) -> _Pending:
+        if self.entry_index is not None:
+            # the entry is JSON text; only the fast BatchWriteRecord sender takes it
+            return _Pending(row, row[self.id_index], row[self.entry_index])
         record = []
         for i, name, key in self.plan:
             value = row[i]
@@ -168,7 +172,7 @@ class _PartitionWriter:
         return record_problem(p.entry["Record"], p.record_id)
 
     def failure(self, p: _Pending, code: str, message: str, attempts: int) -> dict:
-        record = dict(zip(self.s.columns, p.row, strict=False))
+        record = encode.record_of(self.s.columns, p.row)
         return {"record": record, "error_code": code, "message": message, "attempts": attempts}
 
     # -- one batch of rows (runs in a worker thread) --
@@ -304,7 +308,7 @@ def write_partition(rows: Iterable[Sequence], settings: WriterSettings, client=N
     ``rng``/``clock``/``sleep`` are for tests (backoff jitter, rate limiter, waits).
     """
     if client is None:
-        client = aws.runtime_client(settings.aws, max(10, settings.max_workers + 2))
+        client = aws.writer_client(settings.aws, max(10, settings.max_workers + 2))
     api = resolve_write_api(settings.write_api, client)
     caller = Caller.paced(settings.target_group, settings.policy, settings.tps_per_task, rng=rng,
                           clock=clock, sleep=sleep,

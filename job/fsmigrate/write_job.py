@@ -8,6 +8,7 @@ import time
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from .encode import ENTRY, with_entries
 from .groups import GroupSpec
 from .partitions import Counters, for_each_partition, task_share
 from .plan import Plan
@@ -25,14 +26,20 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
                      total: int) -> dict[str, int]:
     """foreachPartition over a hash partitioning of the record id (stable across resumes)."""
     sc = spark.sparkContext
+    ttl_column = TTL_SECONDS if TTL_SECONDS in encoded.columns else None
+    stores = tuple(plan.target_stores) or None
+    # BatchWriteRecord over the fast sender: Spark builds each entry's JSON (after the shuffle)
+    prepared = plan.write_api == "batch" and settings.aws.sender == "fast"
+    columns = (record_id, *([ttl_column] if ttl_column else []), ENTRY) if prepared \
+        else tuple(encoded.columns)
     writer = WriterSettings(
         aws=settings.aws,
         target_group=target.name,
-        columns=tuple(encoded.columns),
+        columns=columns,
         record_id_name=record_id,
         collection_features=collection_features,
-        ttl_column=TTL_SECONDS if TTL_SECONDS in encoded.columns else None,
-        target_stores=tuple(plan.target_stores) or None,
+        ttl_column=ttl_column,
+        target_stores=stores,
         batch_size=plan.batch_size,
         max_workers=plan.max_workers,
         write_api=plan.write_api,
@@ -63,5 +70,8 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
         part = F.expr(f"pmod(hash(`{record_id}`), {plan.partitions})")
         encoded = encoded.where(~part.isin(list(finished)))
     partitioned = encoded.repartition(plan.partitions, F.col(record_id))
+    if prepared:
+        partitioned = with_entries(partitioned, target.name, record_id, collection_features,
+                                   ttl_column, stores)
     return for_each_partition(partitioned, write_one_partition, Counters(sc, COUNTERS), total,
                               settings.migration.progress_interval_seconds)

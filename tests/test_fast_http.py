@@ -1,0 +1,222 @@
+"""The fast BatchWriteRecord sender against boto3, the reference: the same rows written both ways
+land as the same records, and both give the same responses and errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from fsmigrate import aws
+from fsmigrate.aws import AwsSettings, describe_error, runtime_client, writer_client
+from fsmigrate.encode import with_entries
+from fsmigrate.errors import BadInput
+from fsmigrate.fast_http import FastRuntimeClient
+from fsmigrate.settings import load_settings
+from fsmigrate.write import WriterSettings, write_partition
+from jobtools import create_group, unique
+
+FEATURES = [("rid", "String"), ("ts", "String"), ("n", "Integral"), ("x", "Fractional"),
+            ("s", "String"), ("tags", "String", "List")]
+COLUMNS = ("rid", "ts", "n", "x", "s", "tags", "ttl")
+# TTL counts from the event time: keep it recent so that records with a TTL are still there
+EVENT_TIME = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+# values JSON escapes: quotes, backslashes, control characters, non-ASCII, astral plane
+ODD = ['quote " and \\ back', "tab\tnew\nline\x01", "naïve ünïcödé ✓", "emoji 😀 𝄞", "", " "]
+
+
+def rows(n: int) -> list[tuple]:
+    out = []
+    for i in range(n):
+        tags = None if i % 5 == 0 else [ODD[i % len(ODD)], f"t{i}", ""]
+        ttl = 3600 + i if i % 3 == 0 else None
+        out.append((f"r{i:04d}", EVENT_TIME, str(i - 50), repr(i / 7 - 3),
+                    ODD[i % len(ODD)] if i % 4 else None, tags, ttl))
+    return out
+
+
+def make_group(sm) -> str:
+    name = unique("fast")
+    create_group(sm, name, FEATURES, offline=False, storage="InMemory", record_id="rid",
+                 event_time="ts")
+    return name
+
+
+def stored(fsr, group: str, ids: list[str]) -> dict[str, dict]:
+    """What the target holds for each id, as BatchGetRecord returns it (with expiry)."""
+    out = {}
+    for start in range(0, len(ids), 100):
+        resp = fsr.batch_get_record(Identifiers=[{
+            "FeatureGroupName": group, "RecordIdentifiersValueAsString": ids[start:start + 100]}],
+            ExpirationTimeResponse="Enabled")
+        assert not resp["Errors"] and not resp["UnprocessedIdentifiers"]
+        for rec in resp["Records"]:
+            rec.pop("FeatureGroupName")
+            out[rec["RecordIdentifierValueAsString"]] = rec
+    return out
+
+
+SCHEMA = ("rid string, ts string, n string, x string, s string, tags array<string>, "
+          "ttl long")
+
+
+def spark_encoded(spark, data: list[tuple], group: str) -> tuple[tuple[str, ...], list[tuple]]:
+    """(columns, rows) as the write stage hands them over with entries built by Spark."""
+    df = with_entries(spark.createDataFrame(data, SCHEMA), group, "rid", frozenset({"tags"}),
+                      "ttl", None)
+    return tuple(df.columns), [tuple(r) for r in df.collect()]
+
+
+def write_both_ways(spark, emulator, sm, data: list[tuple]) -> dict[str, tuple]:
+    """The rows written by boto3 (the reference), by the fast sender, and by the fast sender
+    from entries Spark built: {way: (group, result)}."""
+    out = {}
+    for way in ("boto3", "fast", "spark"):
+        group = make_group(sm)
+        columns, rows_in = COLUMNS, data
+        if way == "spark":
+            columns, rows_in = spark_encoded(spark, data, group)
+        settings = WriterSettings(
+            aws=AwsSettings(endpoint_url=emulator.url, sender="boto3" if way == "boto3" else
+                            "fast"), target_group=group,
+            columns=columns, record_id_name="rid", collection_features=frozenset({"tags"}),
+            ttl_column="ttl", batch_size=40, max_workers=2, write_api="batch",
+            base_delay_s=0.001, max_attempts=1)
+        out[way] = group, write_partition(iter(rows_in), settings)
+    return out
+
+
+def test_all_ways_write_the_same_records(spark, emulator, sm, fsr):
+    data = rows(130)
+    written = write_both_ways(spark, emulator, sm, data)
+    got = {}
+    for way, (group, result) in written.items():
+        # 3 batches of 40 (25 + 15), then 10
+        assert (result.written, result.failed, result.api_calls) == (len(data), [], 7), way
+        got[way] = stored(fsr, group, [r[0] for r in data])
+
+    boto = got["boto3"]
+    assert len(boto) == len(data)
+    for rid, rec in boto.items():
+        assert got["fast"][rid] == rec, rid
+        assert got["spark"][rid] == rec, rid
+    assert sum("ExpiresAt" in rec for rec in boto.values()) == 44
+    assert boto["r0001"]["Record"][-1] == {"FeatureName": "tags",
+                                           "ValueAsStringList": [ODD[1], "t1", ""]}
+
+
+def test_failed_records_read_the_same(spark, emulator, sm):
+    data = rows(6)
+    data[2] = (*data[2][:2], "not a number", *data[2][3:])  # n is Integral
+    failures = {}
+    for way, (_, result) in write_both_ways(spark, emulator, sm, data).items():
+        assert result.written == 5 and len(result.failed) == 1, way
+        failures[way] = result.failed[0]
+    reference = failures["boto3"]
+    assert reference["error_code"] == "ValidationError"
+    assert failures["fast"] == reference
+    # from Spark's entry: the same, less the features that were null (not sent)
+    assert failures["spark"]["record"] == {
+        k: v for k, v in reference["record"].items() if v is not None or k == "ttl"}
+    assert {**failures["spark"], "record": None} == {**reference, "record": None}
+
+
+def test_writer_client_follows_the_sender_setting(emulator):
+    settings = AwsSettings(endpoint_url=emulator.url)
+    assert isinstance(writer_client(settings), FastRuntimeClient)
+    boto = writer_client(dataclasses.replace(settings, sender="boto3"))
+    assert boto is runtime_client(dataclasses.replace(settings, sender="boto3"))
+    assert not isinstance(boto, FastRuntimeClient)
+    # everything but BatchWriteRecord is the boto3 client's
+    assert writer_client(settings).meta.service_model.service_name == \
+        "sagemaker-featurestore-runtime"
+
+
+def both(emulator, call, before=lambda: None):
+    """call(client) with the boto3 client and the fast one: (result or error) of each;
+    `before` runs before each (re-seeds the emulator's faults)."""
+    settings = AwsSettings(endpoint_url=emulator.url)
+    out = []
+    for client in (runtime_client(settings), FastRuntimeClient(
+            runtime_client(settings), boto3.session.Session().get_credentials())):
+        before()
+        try:
+            response = call(client)
+            response.pop("ResponseMetadata", None)
+            out.append(response)
+        except ClientError as exc:
+            meta = exc.response["ResponseMetadata"]
+            out.append((type(exc).__name__, exc.response["Error"], meta["HTTPStatusCode"],
+                        describe_error(exc)))
+    return out
+
+
+def entry(group: str, rid: str, **extra) -> dict:
+    return {"FeatureGroupName": group, "Record": [
+        {"FeatureName": "rid", "ValueAsString": rid},
+        {"FeatureName": "ts", "ValueAsString": EVENT_TIME}, *extra.get("more", [])]}
+
+
+def test_per_entry_errors_parse_the_same(emulator, sm):
+    group = make_group(sm)
+    entries = [entry(group, "ok"),
+               entry(group, "bad-type", more=[{"FeatureName": "n", "ValueAsString": "x"}]),
+               entry(group, "unknown", more=[{"FeatureName": "nope", "ValueAsString": "1"}]),
+               entry("no-such-group", "lost")]
+    boto, fast = both(emulator, lambda c: c.batch_write_record(Entries=entries))
+    assert boto == fast
+    assert len(fast["Errors"]) >= 2 and fast["UnprocessedEntries"] == []
+    assert all(set(e) == {"Entry", "ErrorCode", "ErrorMessage"} for e in fast["Errors"])
+
+
+@pytest.mark.parametrize("fault", [{"unprocessed_rate": 1.0}, {"error_rate": 1.0},
+                                   {"throttle_tps": 0.001}, {"outage_seconds": 30}])
+def test_faults_parse_the_same(emulator, sm, faults, fault):
+    group = make_group(sm)
+    entries = [entry(group, f"r{i}") for i in range(3)]
+    # twice: the throttle's bucket lets a first call through
+    boto, fast = both(emulator, lambda c: [c.batch_write_record(Entries=entries)
+                                           for _ in range(2)][-1],
+                      lambda: faults(**fault, seed=1))
+    assert boto == fast
+    if "unprocessed_rate" in fault:
+        assert len(fast["UnprocessedEntries"]) == 3
+    else:
+        assert describe_error_kind(fast) == ("throttled" if "throttle_tps" in fault
+                                             else "retryable"), fast
+
+
+def describe_error_kind(outcome) -> str:
+    return outcome[3][0]
+
+
+def test_request_errors_parse_the_same(emulator, sm):
+    group = make_group(sm)
+    too_many = [entry(group, f"r{i}") for i in range(26)]
+    boto, fast = both(emulator, lambda c: c.batch_write_record(Entries=too_many))
+    assert boto == fast and fast[1]["Code"] == "ValidationError" and fast[2] == 400
+
+
+def test_connection_errors_classify_the_same():
+    dead = AwsSettings(endpoint_url="http://127.0.0.1:9")
+    outcomes = []
+    for sender in aws.SENDERS:
+        client = writer_client(dataclasses.replace(dead, sender=sender))
+        with pytest.raises(aws.AWS_ERRORS) as caught:
+            client.batch_write_record(Entries=[entry("g", "r")])
+        outcomes.append(describe_error(caught.value)[:2])
+    assert outcomes == [("retryable", "ConnectionError")] * 2
+
+
+def test_the_sender_is_a_conf_setting(tmp_path):
+    conf = tmp_path / "conf.yaml"
+    base = ["--conf", str(conf), "--source", "a", "--target", "b"]
+    conf.write_text("aws:\n  region: us-east-1\n")
+    assert load_settings(base).aws.sender == "fast"
+    conf.write_text("aws:\n  sender: boto3\n")
+    assert load_settings(base).aws.sender == "boto3"
+    conf.write_text("aws:\n  sender: curl\n")
+    with pytest.raises(BadInput, match="aws.sender"):
+        load_settings(base)
