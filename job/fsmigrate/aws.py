@@ -98,7 +98,7 @@ def error_code(exc: BaseException) -> str:
 
 def classify(code: str, status: int | None = None) -> str:
     """Map an error code (from an exception or a batch entry) to what the caller should do."""
-    if code in THROTTLE_CODES:
+    if code in THROTTLE_CODES or status == 429:  # 429: throttling whatever the code says
         return THROTTLED
     if code in SYSTEMIC_CODES:
         return SYSTEMIC

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -47,7 +48,8 @@ class MigrationOptions:
     ttl: str = "source"
     id_source: str = "auto"
     partition_records: int = 5000
-    max_attempts: int = 8
+    max_attempts: int = 8  # reads and the clear; writes are bounded by retry_budget_seconds
+    retry_budget_seconds: float = 300.0
     progress_interval_seconds: float = 5.0
 
 
@@ -200,6 +202,7 @@ _OPTION_TYPES = {
     "filter_query": str, "clear_target": bool, "confirm_clear": str, "dry_run": bool,
     "resume_from": str, "missing_features": str, "ttl": str, "id_source": str,
     "partition_records": int, "max_attempts": int, "progress_interval_seconds": float,
+    "retry_budget_seconds": float,
 }
 
 
@@ -281,8 +284,14 @@ def validate(s: Settings) -> None:
         raise BadInput("migration.partition_records must be between 100 and 10000000")
     if not 1 <= m.max_attempts <= 100:
         raise BadInput("migration.max_attempts must be between 1 and 100")
-    if not m.progress_interval_seconds > 0:
-        raise BadInput("migration.progress_interval_seconds must be positive")
+    if not 0.1 <= m.progress_interval_seconds <= 3600:
+        raise BadInput("migration.progress_interval_seconds must be between 0.1 and 3600, "
+                       f"got {m.progress_interval_seconds}")
+    if not 1 <= m.retry_budget_seconds <= 86400:
+        raise BadInput("migration.retry_budget_seconds must be between 1 and 86400, "
+                       f"got {m.retry_budget_seconds}")
+    if m.max_tps is not None and not math.isfinite(m.max_tps):
+        raise BadInput(f"--max-tps must be a finite number, got {m.max_tps}")
     if m.resume_from is not None and not m.resume_from.strip():
         raise BadInput("--resume-from needs a record id")
     for label, run_id in (("--resume", s.resume), ("--run-id", s.run_id)):

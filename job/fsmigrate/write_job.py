@@ -37,7 +37,9 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
         max_workers=plan.max_workers,
         write_api=plan.write_api,
         tps_per_task=task_share(plan.max_tps, plan.partitions, sc),
-        max_attempts=settings.migration.max_attempts,
+        # bounded by time, not attempts: a service blip is ridden out, a long outage aborts
+        max_attempts=None,
+        retry_budget_s=settings.migration.retry_budget_seconds,
     )
 
     def write_one_partition(rows) -> tuple[dict[str, int], list[dict]]:
