@@ -250,6 +250,21 @@ def load_settings(argv: list[str], prog: str = "migrate.py") -> Settings:
     return settings
 
 
+_LEADING_WHERE = re.compile(r"^where\b\s*", re.IGNORECASE)
+
+
+def normalize_filter(query: str | None) -> str | None:
+    """The seed's --filter-query accepts `WHERE x` as well as `x`. Given but empty (`WHERE `
+    alone: an unset variable in a script) is refused rather than read as "everything"."""
+    if query is None:
+        return None
+    text = _LEADING_WHERE.sub("", query.strip(), count=1).strip()
+    if not text:
+        raise BadInput(f"--filter-query {query!r} is empty: give a condition, or leave the "
+                       "option out to migrate every record")
+    return text
+
+
 def _new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
@@ -292,6 +307,7 @@ def validate(s: Settings) -> None:
                        f"got {m.retry_budget_seconds}")
     if m.max_tps is not None and not math.isfinite(m.max_tps):
         raise BadInput(f"--max-tps must be a finite number, got {m.max_tps}")
+    normalize_filter(m.filter_query)
     if m.resume_from is not None and not m.resume_from.strip():
         raise BadInput("--resume-from needs a record id")
     for label, run_id in (("--resume", s.resume), ("--run-id", s.run_id)):
@@ -299,6 +315,10 @@ def validate(s: Settings) -> None:
             raise BadInput(f"{label} {run_id!r}: use letters, digits, '.', '_' or '-'")
     if s.resume and s.retry_failures:
         raise BadInput("--resume and --retry-failures cannot be combined: run them one at a time")
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", s.output_uri)
+    if scheme and scheme.group(1).lower() not in ("s3", "file"):
+        raise BadInput(f"output.uri {s.output_uri!r}: use an s3:// URI or a local path "
+                       f"({scheme.group(1)}:// is not supported)")
     if s.aws.endpoint_url and not re.match(r"^https?://", s.aws.endpoint_url):
         raise BadInput("aws.endpoint_url must start with http:// or https://, "
                        f"got {s.aws.endpoint_url}")
