@@ -155,7 +155,25 @@ _SECTIONS = {
 _TOP_LEVEL = {"source", "target"}
 
 
+_SECRET_KEY = re.compile(r"(access_key|secret|session_token|password|credential)", re.I)
+
+
+def _refuse_secrets(data: Any, conf: str, where: str = "") -> None:
+    """Credentials never go in the conf (it is shared: buckets, job definitions, tickets).
+    The value is not echoed."""
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        name = f"{where}{key}"
+        if isinstance(key, str) and _SECRET_KEY.search(key):
+            raise BadInput(f"conf {conf}: {name} looks like a credential; keep credentials out "
+                           "of the conf: the job uses its IAM role (Glue, EMR) or the standard "
+                           "chain (AWS_PROFILE, environment, instance profile)")
+        _refuse_secrets(value, conf, f"{name}.")
+
+
 def _check_keys(data: dict[str, Any], conf: str) -> None:
+    _refuse_secrets(data, conf)
     for key, value in data.items():
         if key in _TOP_LEVEL:
             continue
