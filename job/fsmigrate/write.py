@@ -19,7 +19,7 @@ Calls go through :class:`fsmigrate.calls.Caller` (pacing, backoff, classificatio
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,7 +262,8 @@ class _PartitionWriter:
 
 
 def write_partition(rows: Iterable[Sequence], settings: WriterSettings, client=None,
-                    rng=None, clock=None, sleep=None) -> PartitionResult:
+                    rng=None, clock=None, sleep=None,
+                    on_batch: Callable[[PartitionResult], Any] | None = None) -> PartitionResult:
     """Write one partition's rows to ``settings.target_group``.
 
     Returns the counts and the failed records; raises :class:`Aborted` on a systemic error.
@@ -278,4 +279,6 @@ def write_partition(rows: Iterable[Sequence], settings: WriterSettings, client=N
     for result in bounded_map(writer.write_rows, rows, settings.batch_size, settings.max_workers,
                               caller.stop, "fsmigrate-write"):
         total.add(result)
+        if on_batch is not None:  # live progress (the running total)
+            on_batch(total)
     return total
