@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo lint package bench clean
+.PHONY: setup test demo lint package bench faults clean
 
 setup: $(STAMP)
 
@@ -35,3 +35,6 @@ package: setup
 bench: setup
 	$(PY) scripts/bench_write.py
 	$(PY) scripts/bench_migration.py
+
+faults: setup
+	$(PY) scripts/fault_matrix.py $(ARGS)
