@@ -30,6 +30,26 @@ def _setup_logging(debug: bool) -> None:
         logging.getLogger("py4j").setLevel(logging.CRITICAL)
 
 
+_debug = False  # --debug: tracebacks (Python and Java) on every exit path
+
+# Spark logs a failed task's Python traceback inside a Java stack trace, more than once; the
+# driver reports the error itself in one line (errors.from_executor / executor_error_line).
+_TASK_FAILURE_LOGGERS = ("org.apache.spark.scheduler.TaskSetManager",
+                         "org.apache.spark.executor.Executor",
+                         "org.apache.spark.scheduler.TaskSchedulerImpl",
+                         "org.apache.spark.api.python.PythonRunner")
+
+
+def _quiet_task_failures(spark) -> None:
+    try:
+        jvm = spark.sparkContext._jvm
+        off = jvm.org.apache.logging.log4j.Level.OFF
+        for name in _TASK_FAILURE_LOGGERS:
+            jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, off)
+    except Exception:  # noqa: BLE001 - logging only
+        log.debug("could not quiet Spark's task-failure logs", exc_info=True)
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGTERM (what Glue, EMR and YARN send on cancel), handled as Ctrl-C."""
 
@@ -87,6 +107,8 @@ def spark_session(settings: Settings):
     builder = builder.config("spark.sql.debug.maxToStringFields", "1000")  # wide groups
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("FSMIGRATE_SPARK_LOG_LEVEL", "WARN"))
+    if not _debug:
+        _quiet_task_failures(spark)
     _take_signals(spark)
     _ship_package(spark)
     return spark
@@ -159,7 +181,8 @@ def environment_problem(exc: BaseException) -> str | None:
 
 def main(argv: list[str] | None = None, prog: str = "migrate.py") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv  # tracebacks on every exit path, and DEBUG logs
+    global _debug
+    debug = _debug = "--debug" in argv  # tracebacks on every exit path, and DEBUG logs
     argv = [a for a in argv if a != "--debug"]
     settings = None
     previous = signal.getsignal(signal.SIGTERM) if threading_main() else None
