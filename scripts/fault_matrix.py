@@ -212,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(run_scenario(sc, emu, sm, fsr, spec.group, spec, expected, work,
                                          args.outage_seconds, args.retry_budget_seconds))
                 print_row(rows[-1], header=len(rows) == 1, records=len(expected))
+                if not rows[-1].ok:  # what the job said, before the temporary folder goes
+                    for log in sorted(work.glob("*.log"), key=lambda p: p.stat().st_mtime)[-2:]:
+                        print(f"--- {log.name} (last lines)")
+                        print("\n".join(log.read_text().splitlines()[-25:]))
         finally:
             emu.stop()
     return 0 if all(r.ok for r in rows) else 1

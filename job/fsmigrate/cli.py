@@ -26,8 +26,9 @@ def _setup_logging(debug: bool) -> None:
     for noisy in ("botocore", "boto3", "urllib3", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not debug else logging.INFO)
     if not debug:
-        # py4j logs a Java traceback at ERROR when a call it is waiting on is interrupted
-        logging.getLogger("py4j").setLevel(logging.CRITICAL)
+        # py4j logs a traceback (on the root logger) when a call it waits on is interrupted
+        logging.getLogger().addFilter(
+            lambda record: not record.getMessage().startswith("KeyboardInterrupt while sending"))
 
 
 _debug = False  # --debug: tracebacks (Python and Java) on every exit path
