@@ -124,14 +124,15 @@ def run_job(args: list[str], log: Path) -> subprocess.Popen:
 
 
 def run_scenario(sc: Scenario, emu, sm, fsr, source: str, spec: SeedSpec, expected: dict,
-                 work: Path, outage_s: float, budget_s: float) -> Row:
+                 work: Path, outage_s: float, budget_s: float, extra: list[str]) -> Row:
     target = unique("faults-tgt")
     create_group(sm, target, feature_definitions(spec))
     partition_records = max(100, len(expected) // 40)
     conf = write_conf(work / f"{target}.yaml", emu, partition_records=partition_records,
                       retry_budget_seconds=budget_s)
     run_id = target
-    args = ["--conf", str(conf), "--source", source, "--target", target, "--run-id", run_id]
+    args = ["--conf", str(conf), "--source", source, "--target", target, "--run-id", run_id,
+            *extra]
     received = op_total(emu, WRITES, "records")
     started = time.monotonic()
     emu.faults(**sc.faults)
@@ -156,7 +157,8 @@ def run_scenario(sc: Scenario, emu, sm, fsr, source: str, spec: SeedSpec, expect
         emu.faults()
     if sc.resume:
         time.sleep(2)  # requests in flight at the kill complete inside the emulator
-        again = run_job(["--conf", str(conf), "--resume", run_id], work / f"{target}-2.log")
+        again = run_job(["--conf", str(conf), "--resume", run_id, *extra],
+                        work / f"{target}-2.log")
         exits.append(again.wait(3600))
     row = Row(sc.name, exits, seconds=time.monotonic() - started)
     folder = run_dir(emu, run_id)
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--throttle-tps", type=float, default=200.0,
                    help="requests/s the throttled target takes (BatchWriteRecord: 25 records)")
     p.add_argument("--only", default="", help="comma-separated words of scenario names")
+    p.add_argument("--debug", action="store_true", help="run the job with --debug")
     args = p.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -210,12 +213,15 @@ def main(argv: list[str] | None = None) -> int:
                 if wanted and not any(w in sc.name.lower() for w in wanted):
                     continue
                 rows.append(run_scenario(sc, emu, sm, fsr, spec.group, spec, expected, work,
-                                         args.outage_seconds, args.retry_budget_seconds))
+                                         args.outage_seconds, args.retry_budget_seconds,
+                                         ["--debug"] if args.debug else []))
                 print_row(rows[-1], header=len(rows) == 1, records=len(expected))
                 if not rows[-1].ok:  # what the job said, before the temporary folder goes
                     for log in sorted(work.glob("*.log"), key=lambda p: p.stat().st_mtime)[-2:]:
                         print(f"--- {log.name} (last lines)")
-                        print("\n".join(log.read_text().splitlines()[-25:]))
+                        lines = log.read_text().splitlines()
+                        causes = [ln for ln in lines if "Exception" in ln or "Error" in ln]
+                        print("\n".join(causes[:15] + ["..."] + lines[-10:]))
         finally:
             emu.stop()
     return 0 if all(r.ok for r in rows) else 1
