@@ -6,7 +6,7 @@ PYTHON311 ?= python3.11
 DIST ?= dist
 PACKAGE_BUILD ?= build/package
 
-.PHONY: setup test demo lint package bench clean
+.PHONY: setup test demo lint package bench faults clean
 
 setup: $(STAMP)
 
@@ -35,3 +35,6 @@ package:
 
 bench: setup
 	$(PY) scripts/bench.py $(ARGS)
+
+faults: setup
+	$(PY) scripts/fault_matrix.py $(ARGS)

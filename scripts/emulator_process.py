@@ -69,7 +69,8 @@ class EmulatorProcess:
 
     def faults(self, **settings) -> dict:
         """Replace the fault settings (throttle_tps, error_rate, latency_ms, outage_seconds,
-        unprocessed_rate, unprocessed_get_rate, seed); no arguments clears them all."""
+        unprocessed_rate, unprocessed_get_rate, reset_rate, throttle_style, seed); no arguments
+        clears them all."""
         return self._call("POST", "/_emulator/faults", settings)
 
     def offline_status(self, name: str, status: str, reason: str | None = None) -> dict:

@@ -9,8 +9,11 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from fsmigrate.calls import (
     ABORT,
+    AdaptiveLimiter,
     Caller,
     CallFailed,
+    Health,
+    OutageTooLong,
     RateLimiter,
     RetryPolicy,
     Tally,
@@ -229,7 +232,7 @@ def test_the_limiter_paces_every_attempt():
             self.acquired.append(n)
             return 0.0
 
-        def feedback(self, kind):
+        def feedback(self, kind, n=1):
             self.outcomes.append(kind)
 
     limiter = Counting()
@@ -237,3 +240,128 @@ def test_the_limiter_paces_every_attempt():
     c.call("Op", Script(error("ThrottlingException"), "ok"), Tally())
     assert limiter.acquired == [1, 1]
     assert limiter.outcomes == ["throttled", None]
+
+
+# ---- adaptive pacing and outages, on a fake clock ------------------------------------------
+
+
+class BucketTarget:
+    """A target that throttles at `k` requests/s: a token bucket with a one-second burst, as
+    the emulator's ``throttle_tps``."""
+
+    def __init__(self, k: float, clock: FakeClock) -> None:
+        self.k, self.clock = k, clock
+        self.tokens, self.last = k, clock.now
+
+    def answer(self) -> bool:
+        now = self.clock.now
+        self.tokens = min(self.k, self.tokens + (now - self.last) * self.k)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def paced_run(k: float, seconds: float, ceiling: float | None = None):
+    """One sender through an AdaptiveLimiter against BucketTarget(k), 0.2 ms per call;
+    (time, ok) of every call."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(ceiling, clock=clock, sleep=clock.sleep)
+    target = BucketTarget(k, clock)
+    calls = []
+    end = clock.now + seconds
+    while clock.now < end:
+        limiter.acquire(1)
+        ok = target.answer()
+        calls.append((clock.now, ok))
+        limiter.feedback(None if ok else "throttled", 1)
+        clock.now += 0.0002
+    return calls, clock.now - seconds
+
+
+@pytest.mark.parametrize("k", [20.0, 200.0, 2000.0])
+def test_adaptive_pacing_settles_near_the_targets_limit_with_few_throttles(k):
+    calls, start = paced_run(k, 70.0)
+    settled = [ok for t, ok in calls if t >= start + 10.0]  # judged after 10 s
+    rate = sum(settled) / 60.0
+    throttled = settled.count(False) / len(settled)
+    assert rate >= 0.9 * k, (rate, k)
+    assert throttled <= 0.05, throttled
+
+
+def test_adaptive_pacing_never_exceeds_its_ceiling():
+    calls, start = paced_run(1000.0, 20.0, ceiling=50.0)
+    sent = [t for t, _ in calls if t >= start + 1.0]
+    assert len(sent) / 19.0 <= 50.0 * 1.01
+    assert all(ok for _, ok in calls)  # under the target's limit: never throttled
+
+
+def test_health_gates_callers_during_an_outage_and_lets_one_probe():
+    clock = FakeClock()
+    health = Health(quiet_s=1.0, probe_base_s=0.5, probe_cap_s=4.0, clock=clock,
+                    rng=random.Random(1))
+    stop = threading.Event()
+    health.failed()
+    assert health.wait_turn(stop, clock.sleep, None) == 0.0  # one failure is not an outage
+    clock.now += 1.5
+    health.failed()
+    assert health.outage_seconds() == pytest.approx(1.5)
+    waited_from = clock.now
+    assert health.wait_turn(stop, clock.sleep, None) > 0  # waits, then this caller probes
+    assert clock.now > waited_from
+    # a second caller waits while the probe is in flight ...
+    before = len(clock.sleeps)
+    health.answered()  # ... and the probe's answer reopens the gate
+    assert health.wait_turn(stop, clock.sleep, None) == 0.0
+    assert len(clock.sleeps) == before
+    # probes back off exponentially up to the cap
+    health.failed()
+    clock.now += 1.0
+    delays = []
+    for _ in range(8):
+        health.failed()
+        delays.append(health._next_probe - clock.now)
+    assert delays[-1] <= 4.0 and delays[-1] > delays[0]
+    with pytest.raises(OutageTooLong):
+        clock.now += 10.0
+        health.wait_turn(stop, clock.sleep, 5.0)
+
+
+def budget_caller(clock: FakeClock, budget: float) -> Caller:
+    return Caller("g", RetryPolicy(max_attempts=None, budget_s=budget, max_delay_s=2.0),
+                  rng=random.Random(1), sleep=clock.sleep, clock=clock,
+                  health=Health(clock=clock, rng=random.Random(2)))
+
+
+def test_retries_are_bounded_by_time_not_attempts():
+    clock = FakeClock()
+    call = Script(*[error("InternalFailure", 500)] * 40, "done")
+    assert budget_caller(clock, 300.0).call("Op", call, Tally()) == "done"  # 40 attempts
+    # an item failing for longer than the budget while other calls succeed fails alone
+    clock = FakeClock()
+    c = budget_caller(clock, 5.0)
+
+    def flaky():
+        c.health.answered()  # the others' calls keep succeeding: no outage
+        raise error("InternalFailure", 500)
+
+    with pytest.raises(CallFailed):
+        c.call("Op", flaky, Tally())
+    assert 5.0 <= clock.now - 1000.0 < 10.0
+
+
+def test_an_outage_longer_than_the_budget_aborts():
+    clock = FakeClock()
+    call = Script(*[error("ServiceUnavailable", 503)] * 1000)
+    with pytest.raises(Aborted, match="every call has failed for .* retry budget"):
+        budget_caller(clock, 20.0).call("Op", call, Tally())
+    assert 20.0 <= clock.now - 1000.0 < 30.0
+    assert call.calls < 25  # waited at the gate, probing, instead of hammering
+
+
+def test_a_429_is_throttling_whatever_its_code():
+    from fsmigrate import aws
+
+    assert aws.classify("TooManyRequestsException", 429) == aws.THROTTLED
+    assert aws.classify("Unknown", 429) == aws.THROTTLED

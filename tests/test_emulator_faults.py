@@ -103,3 +103,38 @@ def test_unprocessed_entries(sm, fsr, faults):
     faults.faults()
     fsr.batch_write_record(Entries=resp["UnprocessedEntries"])
     assert len(listed(fsr, name)) == 25
+
+
+def test_throttle_style_429(sm, raw_fsr, faults):
+    name = create_group(sm)
+    faults.faults(throttle_tps=1, throttle_style="429")
+    statuses = set()
+    for i in range(4):
+        try:
+            raw_fsr.put_record(FeatureGroupName=name, Record=rec(
+                id=str(i), event_time="2024-01-01T00:00:00Z"))
+        except ClientError as exc:
+            statuses.add((exc.response["ResponseMetadata"]["HTTPStatusCode"],
+                          exc.response["Error"]["Code"]))
+    assert statuses == {(429, "TooManyRequestsException")}
+    with pytest.raises(Exception, match="throttle_style"):
+        faults.faults(throttle_style="nope")
+
+
+def test_reset_rate_drops_connections_mid_request(sm, raw_fsr, faults):
+    from botocore.exceptions import ConnectionClosedError, HTTPClientError
+
+    name = create_group(sm)
+    faults.faults(reset_rate=1.0)
+    with pytest.raises(HTTPClientError) as err:
+        raw_fsr.get_record(FeatureGroupName=name, RecordIdentifierValueAsString="a")
+    assert isinstance(err.value, ConnectionClosedError) or "reset" in str(err.value).lower()
+    faults.faults(reset_rate=0.5, seed=1)
+    outcomes = set()
+    for _ in range(20):
+        try:
+            raw_fsr.get_record(FeatureGroupName=name, RecordIdentifierValueAsString="a")
+            outcomes.add("ok")
+        except HTTPClientError:
+            outcomes.add("reset")
+    assert outcomes == {"ok", "reset"}

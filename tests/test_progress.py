@@ -6,6 +6,7 @@ import io
 import logging
 import re
 import threading
+import time
 
 import pytest
 from fsmigrate.progress import Progress, _bar, format_duration, progress_line
@@ -263,3 +264,49 @@ def test_a_named_phase_labels_its_lines_and_its_bar(caplog):
                   clock=iter([0.0, 1.0]).__next__, phase="clear"):
         pass
     assert stream.getvalue().startswith("\rclear: [############............] 5/10")
+
+
+# ---- live counts from running tasks ---------------------------------------------------------
+
+
+def test_live_feed_adds_running_tasks_until_their_last_datagram():
+    from fsmigrate.progress import LiveFeed, LiveReporter
+
+    feed = LiveFeed("127.0.0.1")
+    try:
+        a = LiveReporter(feed.address, "7", interval=0.0)
+        b = LiveReporter(feed.address, "8", interval=0.0)
+        a.report({"written": 40, "failed": 1, "outage_seconds": 0})
+        b.report({"written": 10, "failed": 0, "outage_seconds": 12.5})
+        finished = {"written": 100, "failed": 2}
+        deadline = time.monotonic() + 5
+        while feed.add_to(finished)["written"] != 150 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert feed.add_to(finished) == {"written": 150, "failed": 3, "outage_seconds": 12.5}
+        a.report({}, done=True)  # task 7 ended: its accumulators carry it now
+        a.report({"written": 99})  # a late datagram of an ended task is ignored
+        while feed.add_to(finished)["written"] != 110 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert feed.add_to(finished)["written"] == 110
+    finally:
+        feed.close()
+
+
+def test_reporter_without_a_feed_or_too_soon_sends_nothing():
+    from fsmigrate.progress import LiveReporter
+
+    LiveReporter(None, "1").report({"written": 1})  # no feed: a no-op, never raises
+    clock = iter([0.0, 0.0, 0.1, 0.6, 0.6]).__next__
+    sent = []
+    r = LiveReporter(("127.0.0.1", 9), "1", interval=0.5, clock=clock)
+    r._sock = type("S", (), {"sendto": lambda self, data, addr: sent.append(data)})()
+    r.report({"written": 1})
+    r.report({"written": 2})  # 0.1 s later: skipped
+    r.report({"written": 3})
+    assert len(sent) == 2
+
+
+def test_progress_line_shows_the_current_pace_and_an_outage():
+    line = progress_line({"written": 100, "outage_seconds": 42}, 1_000, 10.0, pace=3.0)
+    assert "10 rec/s (now 3) " in line
+    assert "target down 0m42s: waiting it out" in line

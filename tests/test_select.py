@@ -78,9 +78,6 @@ def latest(spark, rows, event_time_type=None):
     "query, expected",
     [
         (None, None),
-        ("", None),
-        ("   \n ", None),
-        ("WHERE", None),
         ("amount > 1", "amount > 1"),
         ("  WHERE amount > 1  ", "amount > 1"),
         ("where amount > 1", "amount > 1"),
@@ -92,6 +89,12 @@ def latest(spark, rows, event_time_type=None):
 )
 def test_normalize_filter(query, expected):
     assert normalize_filter(query) == expected
+
+
+@pytest.mark.parametrize("query", ["", "   \n ", "WHERE", "WHERE ", " where\t"])
+def test_an_empty_filter_is_refused_not_read_as_everything(query):
+    with pytest.raises(BadInput, match="is empty"):
+        normalize_filter(query)
 
 
 # ---- event_time_key --------------------------------------------------------------------------
@@ -329,7 +332,6 @@ def test_null_is_deleted_counts_as_present(spark):
 def test_filter_none_returns_input(spark):
     df = offline_df(spark, [put("a", "2024-01-01T00:00:00Z", amount=1)])
     assert apply_filter(df, None) is df
-    assert apply_filter(df, "  where  ") is df
 
 
 def test_filter_with_leading_where(spark):
@@ -378,6 +380,19 @@ def test_filter_cannot_resurrect_a_deleted_record(spark):
         ("WHERE amount >\n 0 and", "alias"),  # Spark would read it as `(amount > 0) AS and`
         ("amount > 0 -- note", None),  # a comment is fine
         ("max(amount) > 1", "INVALID_WHERE_CONDITION"),
+        ("java_method('java.lang.System','exit',0) IS NULL", "calls java_method()"),
+        ("reflect('java.lang.Thread','sleep',1L) IS NULL", "calls reflect()"),
+        ("assert_true(amount < 0) IS NULL", "calls assert_true()"),
+        ("amount > 0 or raise_error('x') is null", "calls raise_error()"),
+        ("rand() < 0.5", "calls rand()"),
+        ("uuid() = label", "calls uuid()"),
+        ("event_time < current_timestamp", "uses current_timestamp"),
+        ("event_time < now()", "calls now()"),
+        ("my_udf(amount)", "calls my_udf(): not a built-in"),
+        ("db.fn(amount) > 1", "calls db.fn()"),
+        ("exists(array(amount), x -> rand() > x)", "calls rand()"),
+        ("amount IN (SELECT 1)", "subquery"),
+        ("abs(amount) > 0 or upper(label) = 'X'", None),  # built-ins are fine
     ],
 )
 def test_bad_filter_raises_one_line_bad_input(spark, query, expect):
@@ -391,7 +406,7 @@ def test_bad_filter_raises_one_line_bad_input(spark, query, expect):
     assert "\n" not in message
     assert repr(normalize_filter(query)) in message
     assert expect in message
-    assert "fix" in message or "remove" in message
+    assert "fix" in message or "remove" in message or "not allowed" in message or "only" in message
     assert "== SQL ==" not in message and "Filter" not in message
 
 

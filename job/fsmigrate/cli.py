@@ -4,21 +4,94 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tempfile
 import zipfile
 
-from .errors import Aborted, MigrationError
+from .errors import Aborted, BadInput, MigrationError, executor_error_line
 from .settings import Settings, load_settings
 
 log = logging.getLogger("fsmigrate")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=os.environ.get("FSMIGRATE_LOG_LEVEL", "INFO"),
+def _setup_logging(debug: bool) -> None:
+    level = "DEBUG" if debug else os.environ.get("FSMIGRATE_LOG_LEVEL", "INFO").strip().upper()
+    if level not in LOG_LEVELS:
+        raise BadInput(f"FSMIGRATE_LOG_LEVEL={os.environ.get('FSMIGRATE_LOG_LEVEL')!r}: use one "
+                       f"of {', '.join(LOG_LEVELS)}")
+    logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("botocore", "boto3", "urllib3", "py4j"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.WARNING if not debug else logging.INFO)
+    if not debug:
+        # py4j logs a traceback (on the root logger) when a call it waits on is interrupted
+        logging.getLogger().addFilter(
+            lambda record: not record.getMessage().startswith("KeyboardInterrupt while sending"))
+
+
+_debug = False  # --debug: tracebacks (Python and Java) on every exit path
+
+# Spark logs a failed task's Python traceback inside a Java stack trace, more than once; the
+# driver reports the error itself in one line (errors.from_executor / executor_error_line).
+_TASK_FAILURE_LOGGERS = ("org.apache.spark.scheduler.TaskSetManager",
+                         "org.apache.spark.executor.Executor",
+                         "org.apache.spark.scheduler.TaskSchedulerImpl",
+                         "org.apache.spark.api.python.PythonRunner")
+
+
+def _quiet_task_failures(spark) -> None:
+    try:
+        jvm = spark.sparkContext._jvm
+        off = jvm.org.apache.logging.log4j.Level.OFF
+        for name in _TASK_FAILURE_LOGGERS:
+            jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, off)
+    except Exception:  # noqa: BLE001 - logging only
+        log.debug("could not quiet Spark's task-failure logs", exc_info=True)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (what Glue, EMR and YARN send on cancel), handled as Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Interrupted()
+
+
+def _take_signals(spark) -> None:
+    """The Python driver decides how the job ends on Ctrl-C or SIGTERM (sent to the whole
+    process group: the terminal, YARN, `timeout`): the driver JVM ignores them, so it is alive
+    to cancel the Spark jobs and then exits with the Python driver's code (spark-submit's
+    PythonRunner passes it on). Best effort: a JVM without sun.misc.Signal keeps its own."""
+    if threading_main():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        jvm = spark.sparkContext._jvm
+        ignore = jvm.sun.misc.SignalHandler.SIG_IGN
+        for name in ("INT", "TERM"):
+            jvm.sun.misc.Signal.handle(jvm.sun.misc.Signal(name), ignore)
+    except Exception:  # noqa: BLE001 - never a reason to fail the job
+        log.debug("could not take the JVM's signals", exc_info=True)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _cancel_spark_jobs() -> None:
+    """Stop the tasks: cancelled tasks end their partition where they are; checkpoints of
+    finished partitions stay, so --resume sends only the rest."""
+    try:
+        from pyspark import SparkContext
+
+        sc = SparkContext._active_spark_context
+        if sc is not None:
+            sc.cancelAllJobs()
+    except Exception:  # noqa: BLE001
+        log.debug("cancelling the Spark jobs failed", exc_info=True)
 
 
 def spark_session(settings: Settings):
@@ -35,6 +108,9 @@ def spark_session(settings: Settings):
     builder = builder.config("spark.sql.debug.maxToStringFields", "1000")  # wide groups
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("FSMIGRATE_SPARK_LOG_LEVEL", "WARN"))
+    if not _debug:
+        _quiet_task_failures(spark)
+    _take_signals(spark)
     _ship_package(spark)
     return spark
 
@@ -57,18 +133,64 @@ def _ship_package(spark) -> None:
     spark.sparkContext.addPyFile(path)
 
 
-def _resume_hint(settings: Settings | None) -> str:
+def _has_plan(settings: Settings | None) -> bool:
+    """Whether this run has a plan to resume (its run folder holds plan.json)."""
     if settings is None or settings.migration.dry_run or settings.retry_failures:
-        return "Nothing to resume."
+        return False
+    try:
+        from .runstate import RunFolder
+        from .storage import Store
+
+        store = Store(settings.aws, settings.local_root)
+        return RunFolder.at(store, settings.output_uri, settings.run_id).has_plan()
+    except Exception:  # noqa: BLE001 - unreadable run folder: nothing we can offer to resume
+        return False
+
+
+def _resume_hint(settings: Settings) -> str:
     return (f"Run state kept: finish with --resume {settings.run_id} (same --conf); "
             "finished partitions are not sent again.")
 
 
+def environment_problem(exc: BaseException) -> str | None:
+    """One line for what the environment refused (credentials, endpoint, permissions)."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+    )
+
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return ("no AWS credentials found: run where a role is attached (Glue, EMR) or set "
+                "AWS_PROFILE / the standard credential chain")
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set aws.region in the conf"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach the endpoint: {exc}"
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = err.get("Code", "")
+        if code in ("AccessDenied", "AccessDeniedException", "AccessForbidden",
+                    "UnrecognizedClientException", "InvalidSignatureException",
+                    "ExpiredTokenException", "InvalidClientTokenId"):
+            return (f"access denied ({code}): {err.get('Message') or exc}; check the role's "
+                    "permissions (README: permissions)")
+    return None
+
+
 def main(argv: list[str] | None = None, prog: str = "migrate.py") -> int:
-    _setup_logging()
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    global _debug
+    debug = _debug = "--debug" in argv  # tracebacks on every exit path, and DEBUG logs
+    argv = [a for a in argv if a != "--debug"]
     settings = None
+    previous = signal.getsignal(signal.SIGTERM) if threading_main() else None
     try:
+        _setup_logging(debug)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, _on_sigterm)
         settings = load_settings(argv, prog)
         from .preflight import format_checks, preflight
 
@@ -80,19 +202,46 @@ def main(argv: list[str] | None = None, prog: str = "migrate.py") -> int:
         from .run import run  # imports pyspark: after the cheap argument checks
 
         return run(settings, lambda: spark_session(settings))
-    except MigrationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.exit_code == Aborted.exit_code:
-            print(_resume_hint(settings), file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
-        print(f"interrupted. {_resume_hint(settings)}", file=sys.stderr)
+        _cancel_spark_jobs()
+        if debug:
+            log.exception("interrupted")
+        what = "terminated (SIGTERM)" if isinstance(sys.exc_info()[1], Interrupted) else \
+            "interrupted"
+        if _has_plan(settings):
+            print(f"{what}: tasks stopped. {_resume_hint(settings)}", file=sys.stderr)
+        else:
+            print(f"{what} before anything was written: nothing to resume, run it again",
+                  file=sys.stderr)
         return Aborted.exit_code
-    except Exception as exc:  # a crash: keep what was done resumable, say so, exit 3
-        log.exception("the job failed")
-        print(f"error: the job failed ({type(exc).__name__}, see the log above). "
-              f"{_resume_hint(settings)}", file=sys.stderr)
-        return Aborted.exit_code
+    except BaseException as exc:  # noqa: BLE001 - every exit is one line and a code
+        if isinstance(exc, SystemExit):
+            raise
+        if debug:
+            log.exception("the job failed")
+        return _report_failure(exc, settings)
+    finally:
+        if previous is not None:  # main() may run in a longer-lived process (tests)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _report_failure(exc: BaseException, settings: Settings | None) -> int:
+    """One line on stderr and the exit code: 2 when nothing was written (bad input, or the
+    environment refused before the plan), 3 with the resume command when a plan exists."""
+    planned = _has_plan(settings)
+    if isinstance(exc, BadInput):
+        line, code = str(exc), BadInput.exit_code
+    elif isinstance(exc, MigrationError) and not isinstance(exc, Aborted):
+        line, code = str(exc), exc.exit_code
+    else:
+        problem = environment_problem(exc)
+        line = problem or (str(exc) if isinstance(exc, Aborted) else executor_error_line(exc))
+        code = Aborted.exit_code if planned else BadInput.exit_code
+    print(f"error: {line}", file=sys.stderr)
+    if code == Aborted.exit_code:
+        print(_resume_hint(settings) if planned and settings else "Nothing to resume.",
+              file=sys.stderr)
+    return code
 
 
 def sagemaker_fs(argv: list[str] | None = None) -> int:

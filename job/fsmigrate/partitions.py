@@ -21,7 +21,7 @@ from typing import Any
 from pyspark import AccumulatorParam, SparkContext
 
 from .errors import from_executor
-from .progress import Progress
+from .progress import LiveFeed, Progress
 
 
 def partition_count(selected: int, partition_records: int, parallelism: int) -> int:
@@ -78,12 +78,16 @@ class Counters:
 @contextmanager
 def watching(counters: Counters, total: int, interval: float, phase: str | None = None,
              done: str = "written",
-             on_error: Callable[[Exception], Exception] = from_executor) -> Iterator[None]:
-    """Progress of the Spark action run inside (counter `done` counts as done); an executor's
-    error comes out as ``on_error(exc)`` (by default our Aborted, unwrapped)."""
+             on_error: Callable[[Exception], Exception] = from_executor,
+             live: LiveFeed | None = None) -> Iterator[None]:
+    """Progress of the Spark action run inside (counter `done` counts as done), with the
+    running tasks' counts from `live`; an executor's error comes out as ``on_error(exc)`` (by
+    default our Aborted, unwrapped)."""
 
     def snapshot() -> dict[str, int]:
         counts = counters.snapshot()
+        if live is not None:
+            counts = live.add_to(counts)
         counts["written"] = counts.get(done, 0)  # Progress counts "written" as done
         return counts
 
@@ -97,8 +101,8 @@ def watching(counters: Counters, total: int, interval: float, phase: str | None 
 def for_each_partition(data: Any, work: Callable[[Iterator], tuple[dict[str, int], list[dict]]],
                        counters: Counters, total: int, interval: float, phase: str | None = None,
                        done: str = "written",
-                       on_error: Callable[[Exception], Exception] = from_executor
-                       ) -> dict[str, int]:
+                       on_error: Callable[[Exception], Exception] = from_executor,
+                       live: LiveFeed | None = None) -> dict[str, int]:
     """``work(rows) -> (counts, notes)`` on every partition of `data` (a DataFrame or an RDD);
     the summed counts."""
 
@@ -106,6 +110,6 @@ def for_each_partition(data: Any, work: Callable[[Iterator], tuple[dict[str, int
         counts, notes = work(rows)
         counters.add(counts, notes)
 
-    with watching(counters, total, interval, phase, done, on_error):
+    with watching(counters, total, interval, phase, done, on_error, live):
         data.foreachPartition(task)
     return counters.snapshot()

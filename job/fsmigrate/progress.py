@@ -1,9 +1,19 @@
-"""Driver-side live progress: a bar on a terminal, one log line per interval elsewhere."""
+"""Driver-side live progress: a bar on a terminal, one log line per interval elsewhere.
+
+Counts inside a partition reach the driver as small UDP datagrams (:class:`LiveFeed` on the
+driver, :class:`LiveReporter` in the tasks): accumulators only arrive when a task ends, which
+under throttling, or with 5,000-record partitions, is minutes of a bar standing still. UDP
+because it never blocks or fails a task: executors already reach the driver (Spark needs it),
+a datagram lost or blocked by a firewall only makes the bar move at partition ends again, and
+the totals still come from the accumulators.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -36,14 +46,21 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-def progress_line(counts: dict[str, int], total: int, elapsed: float) -> str:
+def progress_line(counts: dict[str, int], total: int, elapsed: float,
+                  pace: float | None = None) -> str:
+    """`pace`: records/s over the last interval (the current pace; the first number is the
+    average). ``counts["outage_seconds"]``: how long the target has failed every call."""
     done = counts.get("written", 0) + counts.get("failed", 0)
     pct = 100.0 * done / total if total else 100.0
     rate = done / elapsed if elapsed > 0 else 0.0
     eta = (total - done) / rate if rate > 0 and total >= done else None
-    return (f"{done:,}/{total:,} ({pct:.1f}%) {rate:,.0f} rec/s "
+    now = "" if pace is None else f" (now {pace:,.0f})"
+    line = (f"{done:,}/{total:,} ({pct:.1f}%) {rate:,.0f} rec/s{now} "
             f"failed {counts.get('failed', 0):,} retried {counts.get('retried', 0):,} "
             f"throttled {counts.get('throttled', 0):,} ETA {format_duration(eta)}")
+    if counts.get("outage_seconds"):
+        line += f" | target down {format_duration(counts['outage_seconds'])}: waiting it out"
+    return line
 
 
 class Progress:
@@ -62,6 +79,8 @@ class Progress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
         self._started = 0.0
+        self._last: tuple[float, int] | None = None  # (time, done) of the previous line
+        self._shown = 0  # live counts may dip when a task's final count replaces its live one
 
     def __enter__(self) -> Progress:
         self._started = self._clock()
@@ -83,7 +102,17 @@ class Progress:
         except Exception:  # a progress glitch must never stop the migration
             log.debug("progress snapshot failed", exc_info=True)
             return
-        line = progress_line(counts, self._total, self._clock() - self._started)
+        now = self._clock()
+        done = counts.get("written", 0) + counts.get("failed", 0)
+        if done < self._shown:
+            counts = {**counts, "written": self._shown - counts.get("failed", 0)}
+            done = self._shown
+        self._shown = done
+        pace = None
+        if self._last is not None and now > self._last[0]:
+            pace = (done - self._last[1]) / (now - self._last[0])
+        self._last = (now, done)
+        line = progress_line(counts, self._total, now - self._started, pace)
         if self._tty:
             # \x1b[K clears what a longer earlier frame left at the end of the line.
             prefix = f"{self._phase}: " if self._phase else ""
@@ -98,3 +127,86 @@ def _bar(counts: dict[str, int], total: int, width: int = 24) -> str:
     done = counts.get("written", 0) + counts.get("failed", 0)
     filled = int(width * done / total) if total else width
     return f"[{'#' * filled}{'.' * (width - filled)}]"
+
+
+class LiveFeed:
+    """Driver side: collects the tasks' running counts (one datagram per task and half
+    second), keyed by task attempt; a task's last datagram (``done``) drops it again, since
+    its accumulators then carry its counts."""
+
+    def __init__(self, host: str) -> None:
+        family, _, _, _, addr = socket.getaddrinfo(host, 0, type=socket.SOCK_DGRAM)[0]
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._sock.bind(addr)
+        self.address = (host, self._sock.getsockname()[1])
+        self._lock = threading.Lock()
+        self._live: dict[str, dict] = {}
+        self._done: set[str] = set()
+        self._closed = False
+        threading.Thread(target=self._run, name="progress-feed", daemon=True).start()
+
+    @classmethod
+    def for_spark(cls, sc) -> LiveFeed | None:
+        try:
+            return cls(sc.getConf().get("spark.driver.host") or "127.0.0.1")
+        except OSError:
+            log.debug("no live progress feed", exc_info=True)
+            return None
+
+    def _run(self) -> None:
+        while not self._closed:
+            try:
+                data = self._sock.recv(65536)
+                msg = json.loads(data)
+                key = str(msg.pop("task"))
+            except (OSError, ValueError, KeyError, TypeError):
+                if self._closed:
+                    return
+                continue
+            with self._lock:
+                if msg.pop("done", False):
+                    self._done.add(key)
+                    self._live.pop(key, None)
+                elif key not in self._done:
+                    self._live[key] = msg
+
+    def add_to(self, counts: dict[str, int]) -> dict[str, int]:
+        """`counts` (the finished tasks') plus the running tasks'; the longest outage seen."""
+        with self._lock:
+            live = list(self._live.values())
+        out = dict(counts)
+        for msg in live:
+            for name, value in msg.items():
+                if name == "outage_seconds":
+                    out[name] = max(out.get(name, 0), value)
+                elif name in out:
+                    out[name] += value
+        return out
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock.close()
+
+
+class LiveReporter:
+    """Task side: sends this task's running counts to the driver's :class:`LiveFeed`, at most
+    every `interval` seconds; never raises."""
+
+    def __init__(self, address: tuple[str, int] | None, task: str, interval: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.address, self.task, self.interval, self._clock = address, task, interval, clock
+        self._sent = float("-inf")
+        self._sock: socket.socket | None = None
+
+    def report(self, counts: dict[str, float], done: bool = False) -> None:
+        if self.address is None or (not done and self._clock() - self._sent < self.interval):
+            return
+        self._sent = self._clock()
+        try:
+            if self._sock is None:
+                family = socket.getaddrinfo(self.address[0], 0, type=socket.SOCK_DGRAM)[0][0]
+                self._sock = socket.socket(family, socket.SOCK_DGRAM)
+            payload = {"task": self.task, **counts, **({"done": True} if done else {})}
+            self._sock.sendto(json.dumps(payload).encode(), self.address)
+        except OSError:
+            log.debug("progress datagram not sent", exc_info=True)

@@ -6,7 +6,6 @@ takes and returns a DataFrame (or a Column), so each rule is unit-testable on ti
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 from pyspark.errors import PySparkException
@@ -29,6 +28,7 @@ from .errors import BadInput
 from .eventtime import ISO_EVENT_TIME_SPARK
 from .groups import FeatureMapping
 from .plan import Counts
+from .settings import normalize_filter
 
 __all__ = [
     "normalize_filter",
@@ -54,15 +54,6 @@ _ISO_EVENT_TIME = ISO_EVENT_TIME_SPARK  # one grammar with eventtime.instant_ns
 # Feature names can't start with "_", so these never collide with a real column.
 _KEY = "_fsm_key"
 _RANK = "_fsm_rank"
-_LEADING_WHERE = re.compile(r"^where\b\s*", re.IGNORECASE)
-
-
-def normalize_filter(query: str | None) -> str | None:
-    """The seed's --filter-query accepts `WHERE x` as well as `x`; blank means no filter."""
-    if query is None:
-        return None
-    text = _LEADING_WHERE.sub("", query.strip(), count=1).strip()
-    return text or None
 
 
 # ---- event time ------------------------------------------------------------------------------
@@ -171,6 +162,63 @@ def _reject_alias(expr: str) -> None:
         ) from None
 
 
+# Functions a filter may not call: side effects or reaching outside the data (the JVM, the
+# session, the files), failing on purpose, or different on every evaluation (the plan, the
+# write and a resume would pick different records).
+REFUSED_FUNCTIONS = frozenset({
+    "java_method", "reflect", "try_reflect", "assert_true", "raise_error",
+    "rand", "randn", "random", "uniform", "randstr", "uuid", "shuffle",
+    "monotonically_increasing_id", "spark_partition_id", "input_file_name",
+    "input_file_block_start", "input_file_block_length",
+    "current_timestamp", "current_date", "curdate", "now", "localtimestamp", "current_time",
+    "unix_timestamp", "current_timezone", "current_user", "user", "session_user",
+    "current_database", "current_schema", "current_catalog", "version",
+})
+# ... of which these also work without parentheses (Spark reads them as column names first)
+_BARE_FUNCTIONS = frozenset({"current_timestamp", "current_date", "current_time",
+                             "current_user", "user", "session_user", "localtimestamp"})
+_SUBQUERY_NODES = ("ScalarSubquery", "ListQuery", "Exists", "LateralSubquery")
+_builtin_functions: set[str] = set()
+
+
+def _builtins(spark) -> set[str]:
+    if not _builtin_functions:
+        _builtin_functions.update(
+            r[0].lower() for r in spark.sql("SHOW SYSTEM FUNCTIONS").collect())
+    return _builtin_functions
+
+
+def check_filter_functions(df: DataFrame, expr: str) -> None:
+    """A filter is an expression over the data, not a program: refuse (BadInput, naming it)
+    every function in REFUSED_FUNCTIONS, every function that is not one of Spark's built-ins
+    (UDFs, catalog functions) and subqueries. Walks the parsed expression in the JVM."""
+    spark = df.sparkSession
+    root = spark._jsparkSession.sessionState().sqlParser().parseExpression(expr)
+    columns = {c.lower() for c in df.columns}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        kind = node.getClass().getSimpleName()
+        name = None
+        if kind == "UnresolvedFunction":
+            name = node.nameParts().mkString(".").lower()
+            if name in REFUSED_FUNCTIONS or name not in _builtins(spark):
+                what = ("not allowed in a filter" if name in REFUSED_FUNCTIONS
+                        else "not a built-in Spark function (UDFs are not allowed)")
+                raise BadInput(f"--filter-query {expr!r} calls {name}(): {what}; a filter may "
+                               "only compare and compute over the record's features")
+        elif kind == "UnresolvedAttribute":
+            name = node.name().lower()
+            if name in _BARE_FUNCTIONS and name not in columns:
+                raise BadInput(f"--filter-query {expr!r} uses {name}: not allowed in a filter "
+                               "(it differs between the plan, the write and a resume)")
+        elif kind in _SUBQUERY_NODES:
+            raise BadInput(f"--filter-query {expr!r} has a subquery: a filter may only look "
+                           "at the record's own features")
+        children = node.children()
+        stack.extend(children.apply(i) for i in range(children.size()))
+
+
 def filter_condition(df: DataFrame, query: str | None) -> Column | None:
     """The user's Spark SQL boolean expression (--filter-query) as a Column checked against
     `df`; None without a filter.
@@ -185,13 +233,17 @@ def filter_condition(df: DataFrame, query: str | None) -> Column | None:
     try:
         condition = F.expr(expr)
         _reject_alias(expr)
+        check_filter_functions(df, expr)
         data_type = df.select(condition.alias("_fsm_filter")).schema.fields[0].dataType
         if not isinstance(data_type, BooleanType):
             raise BadInput(
                 f"--filter-query {expr!r} is of type {data_type.simpleString()}, "
                 f"not boolean; {hint}, e.g. `amount > 10`"
             )
-        df.where(condition)  # e.g. an aggregate function is refused only here
+        filtered = df.where(condition)  # e.g. an aggregate function is refused only here
+        if not filtered._jdf.queryExecution().analyzed().condition().deterministic():
+            raise BadInput(f"--filter-query {expr!r} is not deterministic: the plan and the "
+                           "write (and a resume) must select the same records")
         return condition
     except PySparkException as error:
         reason = _first_line(error)

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import difflib
 import logging
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -51,7 +52,8 @@ class MigrationOptions:
     ttl: str = "source"
     id_source: str = "auto"
     partition_records: int = 5000
-    max_attempts: int = 8
+    max_attempts: int = 8  # reads and the clear; writes are bounded by retry_budget_seconds
+    retry_budget_seconds: float = 300.0
     progress_interval_seconds: float = 5.0
     # ---- issue 7 (verify-sources): reads, verification, offline store status ----
     read_tps: float = 400.0  # BatchGetRecord calls/s: 80% of its 500 TPS account quota
@@ -214,7 +216,25 @@ _SECTIONS = {
 _TOP_LEVEL = {"source", "target"}
 
 
+_SECRET_KEY = re.compile(r"(access_key|secret|session_token|password|credential)", re.I)
+
+
+def _refuse_secrets(data: Any, conf: str, where: str = "") -> None:
+    """Credentials never go in the conf (it is shared: buckets, job definitions, tickets).
+    The value is not echoed."""
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        name = f"{where}{key}"
+        if isinstance(key, str) and _SECRET_KEY.search(key):
+            raise BadInput(f"conf {conf}: {name} looks like a credential; keep credentials out "
+                           "of the conf: the job uses its IAM role (Glue, EMR) or the standard "
+                           "chain (AWS_PROFILE, environment, instance profile)")
+        _refuse_secrets(value, conf, f"{name}.")
+
+
 def _check_keys(data: dict[str, Any], conf: str) -> None:
+    _refuse_secrets(data, conf)
     for key, value in data.items():
         if key in _TOP_LEVEL:
             continue
@@ -262,6 +282,7 @@ _OPTION_TYPES = {
     "resume_from": str, "missing_features": str, "ttl": str, "id_source": str,
     "partition_records": int, "max_attempts": int, "progress_interval_seconds": float,
     "read_tps": float, "verify": str, "allow_inactive_offline_store": bool,
+    "retry_budget_seconds": float,
 }
 VERIFY_MODE = re.compile(r"^(none|all|sample:[1-9][0-9]*)$")
 
@@ -321,6 +342,21 @@ def load_settings(argv: list[str], prog: str = "migrate.py") -> Settings:
     return settings
 
 
+_LEADING_WHERE = re.compile(r"^where\b\s*", re.IGNORECASE)
+
+
+def normalize_filter(query: str | None) -> str | None:
+    """The seed's --filter-query accepts `WHERE x` as well as `x`. Given but empty (`WHERE `
+    alone: an unset variable in a script) is refused rather than read as "everything"."""
+    if query is None:
+        return None
+    text = _LEADING_WHERE.sub("", query.strip(), count=1).strip()
+    if not text:
+        raise BadInput(f"--filter-query {query!r} is empty: give a condition, or leave the "
+                       "option out to migrate every record")
+    return text
+
+
 def _new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
@@ -357,8 +393,15 @@ def validate(s: Settings) -> None:
         raise BadInput("migration.partition_records must be between 100 and 10000000")
     if not 1 <= m.max_attempts <= 100:
         raise BadInput("migration.max_attempts must be between 1 and 100")
-    if not m.progress_interval_seconds > 0:
-        raise BadInput("migration.progress_interval_seconds must be positive")
+    if not 0.1 <= m.progress_interval_seconds <= 3600:
+        raise BadInput("migration.progress_interval_seconds must be between 0.1 and 3600, "
+                       f"got {m.progress_interval_seconds}")
+    if not 1 <= m.retry_budget_seconds <= 86400:
+        raise BadInput("migration.retry_budget_seconds must be between 1 and 86400, "
+                       f"got {m.retry_budget_seconds}")
+    if m.max_tps is not None and not math.isfinite(m.max_tps):
+        raise BadInput(f"--max-tps must be a finite number, got {m.max_tps}")
+    normalize_filter(m.filter_query)
     if not m.read_tps > 0:
         raise BadInput(f"migration.read_tps must be a positive number, got {m.read_tps}")
     if not VERIFY_MODE.match(m.verify):
@@ -371,6 +414,10 @@ def validate(s: Settings) -> None:
             raise BadInput(f"{label} {run_id!r}: use letters, digits, '.', '_' or '-'")
     if s.resume and s.retry_failures:
         raise BadInput("--resume and --retry-failures cannot be combined: run them one at a time")
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", s.output_uri)
+    if scheme and scheme.group(1).lower() not in ("s3", "file"):
+        raise BadInput(f"output.uri {s.output_uri!r}: use an s3:// URI or a local path "
+                       f"({scheme.group(1)}:// is not supported)")
     if s.aws.endpoint_url and not re.match(r"^https?://", s.aws.endpoint_url):
         raise BadInput("aws.endpoint_url must start with http:// or https://, "
                        f"got {s.aws.endpoint_url}")

@@ -57,7 +57,8 @@ class WriterSettings:
     max_workers: int = 4  # threads per partition
     write_api: str = "batch"  # "batch" (BatchWriteRecord), "put" (PutRecord) or "auto"
     tps_per_task: float | None = None  # records/s this task may send; None = unlimited
-    max_attempts: int = 8
+    max_attempts: int | None = 8  # None: retries bounded by retry_budget_s only
+    retry_budget_s: float | None = None  # see calls.RetryPolicy.budget_s
     base_delay_s: float = 0.05
     max_delay_s: float = 10.0
 
@@ -68,7 +69,7 @@ class WriterSettings:
             raise BadInput(f"ttl column {self.ttl_column!r} is not among the columns")
         if self.ttl_column == self.record_id_name:
             raise BadInput("the ttl column cannot be the record identifier")
-        if self.batch_size < 1 or self.max_workers < 1 or self.max_attempts < 1:
+        if self.batch_size < 1 or self.max_workers < 1 or (self.max_attempts or 1) < 1:
             raise BadInput("batch_size, max_workers and max_attempts must be at least 1")
         if self.tps_per_task is not None and self.tps_per_task <= 0:
             raise BadInput("tps_per_task must be positive (or None for unlimited)")
@@ -78,7 +79,8 @@ class WriterSettings:
     @property
     def policy(self) -> RetryPolicy:
         """A record that can't be written fails (into the failure files); the task goes on."""
-        return RetryPolicy(self.max_attempts, self.base_delay_s, self.max_delay_s)
+        return RetryPolicy(self.max_attempts, self.base_delay_s, self.max_delay_s,
+                           budget_s=self.retry_budget_s)
 
 
 @dataclass
@@ -301,7 +303,8 @@ class _PartitionWriter:
 
 
 def write_partition(rows: Iterable[Sequence], settings: WriterSettings, client=None,
-                    rng=None, clock=None, sleep=None) -> PartitionResult:
+                    rng=None, clock=None, sleep=None,
+                    on_batch: Callable[[PartitionResult], Any] | None = None) -> PartitionResult:
     """Write one partition's rows to ``settings.target_group``.
 
     Returns the counts and the failed records; raises :class:`Aborted` on a systemic error.
@@ -318,6 +321,8 @@ def write_partition(rows: Iterable[Sequence], settings: WriterSettings, client=N
     for result in bounded_map(writer.write_rows, rows, settings.batch_size, settings.max_workers,
                               caller.stop, "fsmigrate-write"):
         total.add(result)
+        if on_batch is not None:  # live progress (the running total)
+            on_batch(total)
     return total
 
 

@@ -8,10 +8,12 @@ import time
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from .calls import Health, shared
 from .encode import ENTRY, with_entries
 from .groups import GroupSpec
 from .partitions import Counters, for_each_partition, task_share
 from .plan import Plan
+from .progress import LiveFeed, LiveReporter
 from .runstate import RunFolder
 from .settings import Settings
 from .sources.online import TTL_SECONDS
@@ -44,17 +46,35 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
         max_workers=plan.max_workers,
         write_api=plan.write_api,
         tps_per_task=task_share(plan.max_tps, plan.partitions, sc),
-        max_attempts=settings.migration.max_attempts,
+        # bounded by time, not attempts: a service blip is ridden out, a long outage aborts
+        max_attempts=None,
+        retry_budget_s=settings.migration.retry_budget_seconds,
     )
+
+    feed = LiveFeed.for_spark(sc)
+    address = feed.address if feed else None
 
     def write_one_partition(rows) -> tuple[dict[str, int], list[dict]]:
         from pyspark import TaskContext
 
-        partition = TaskContext.get().partitionId()
+        context = TaskContext.get()
+        partition = context.partitionId()
         if partition in finished:
             return {}, []
         started, cpu_started = time.time(), time.process_time()
-        result = write_partition(rows, writer)
+        reporter = LiveReporter(address, str(context.taskAttemptId()))
+        health = shared(("health", writer.target_group), Health)
+
+        def live(total) -> None:
+            reporter.report({"written": total.written, "failed": len(total.failed),
+                             "retried": total.retried, "throttled": total.throttled,
+                             "api_calls": total.api_calls,
+                             "outage_seconds": round(health.outage_seconds(), 1)})
+
+        try:
+            result = write_partition(rows, writer, on_batch=live)
+        finally:
+            reporter.report({}, done=True)
         folder.write_failures(partition, result.failed)
         stats = {"written": result.written, "failed": len(result.failed),
                  "retried": result.retried, "throttled": result.throttled,
@@ -73,5 +93,10 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
     if prepared:
         partitioned = with_entries(partitioned, target.name, record_id, collection_features,
                                    ttl_column, stores)
-    return for_each_partition(partitioned, write_one_partition, Counters(sc, COUNTERS), total,
-                              settings.migration.progress_interval_seconds)
+    try:
+        return for_each_partition(partitioned, write_one_partition, Counters(sc, COUNTERS),
+                                  total, settings.migration.progress_interval_seconds,
+                                  live=feed)
+    finally:
+        if feed is not None:
+            feed.close()

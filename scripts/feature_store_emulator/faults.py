@@ -14,8 +14,22 @@ import time
 from .exceptions import ApiError
 
 KEYS = ("throttle_tps", "error_rate", "latency_ms", "outage_seconds", "unprocessed_rate",
-        "unprocessed_get_rate", "seed")
-RATES = ("error_rate", "unprocessed_rate", "unprocessed_get_rate")  # probabilities in [0, 1]
+        "unprocessed_get_rate", "reset_rate", "throttle_style", "seed")
+RATES = ("error_rate", "unprocessed_rate", "unprocessed_get_rate", "reset_rate")  # in [0, 1]
+# How a throttled request is answered: what SageMaker's runtime sends (400 ThrottlingException)
+# and what API Gateway-fronted AWS services send (429 TooManyRequestsException).
+THROTTLE_STYLES = {
+    "ThrottlingException": ("ThrottlingException", "Rate exceeded", 400),
+    "429": ("TooManyRequestsException", "Too Many Requests", 429),
+}
+TEXT_KEYS = ("seed", "throttle_style")
+
+
+class Reset(ApiError):
+    """Not an answer: the server drops the connection (a TCP reset) instead of responding."""
+
+    def __init__(self) -> None:
+        super().__init__("ConnectionReset", "connection reset (injected)", 0)
 
 
 class Faults:
@@ -39,9 +53,14 @@ class Faults:
                 raise ValueError(f"{key} must be a number in [0.0, {hi if hi else 'inf'}]")
             return float(val)
 
-        settings = {key: num(key) for key in KEYS if key != "seed"}
+        settings = {key: num(key) for key in KEYS if key not in TEXT_KEYS}
+        style = cfg.get("throttle_style") or "ThrottlingException"
+        if style not in THROTTLE_STYLES:
+            raise ValueError(f"throttle_style must be one of {sorted(THROTTLE_STYLES)}")
         with self.lock:
             self.settings = settings
+            self.throttle = THROTTLE_STYLES[style]
+            self.style = style
             self.seed = cfg.get("seed")
             self.rng = random.Random(self.seed)
             self.outage_until = time.monotonic() + settings["outage_seconds"]
@@ -54,6 +73,8 @@ class Faults:
             out = {k: v for k, v in self.settings.items() if v}
             if self.seed is not None:
                 out["seed"] = self.seed
+            if self.style != "ThrottlingException":
+                out["throttle_style"] = self.style
             left = self.outage_until - time.monotonic()
             if self.settings["outage_seconds"]:
                 out["outage_remaining_seconds"] = round(max(left, 0.0), 3)
@@ -75,8 +96,10 @@ class Faults:
                 self.tokens = min(cap, self.tokens + (now - self.refilled) * tps)
                 self.refilled = now
                 if self.tokens < 1.0:
-                    return ApiError("ThrottlingException", "Rate exceeded", 400)
+                    return ApiError(*self.throttle)
                 self.tokens -= 1.0
+            if s["reset_rate"] and self.rng.random() < s["reset_rate"]:
+                return Reset()
             rate = s["error_rate"]
             if rate and self.rng.random() < rate:
                 if self.rng.random() < 0.5:

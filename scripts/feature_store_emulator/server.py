@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import socketserver
+import struct
 import time
 import traceback
 import uuid
@@ -17,7 +18,8 @@ from .responses import RESTJSON, App, Response
 
 log = logging.getLogger(__name__)
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 500: "Internal Server Error", 503: "Service Unavailable"}
+           405: "Method Not Allowed", 429: "Too Many Requests", 500: "Internal Server Error",
+           503: "Service Unavailable"}
 MAX_LINE = 65537
 BUG = Response(500, RESTJSON, b'{"__type":"InternalFailure","message":"emulator bug"}',
                "x-amzn-ErrorType: InternalFailure\r\n")
@@ -88,6 +90,9 @@ class _Handler(socketserver.BaseRequestHandler):
             except Exception:  # noqa: BLE001 - answer 500 and keep serving
                 log.error("unhandled error:\n%s", traceback.format_exc())
                 resp = BUG
+            if resp.status == 0:  # faults.Reset: drop the connection, RST instead of FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
             if app.log_requests:
                 log.info("%s %s -> %s (%.1f ms)", method, target, resp.status,
                          (time.perf_counter() - started) * 1000)
