@@ -10,6 +10,7 @@ A refused value in a BatchWriteRecord can reject the whole call, so it must not 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -74,3 +75,23 @@ def record_problem(record: list[dict], record_id: str) -> str | None:
         if size > MAX_RECORD_BYTES:
             return f"record is {size} bytes: more than 350 KB"
     return None
+
+
+# In an entry's JSON text a line terminator shows as an escape (\n, \r, \uXXXX) or raw.
+_MAYBE_TERMINATOR = re.compile(r"\\[nr]|\\u(?:0085|2028|2029)|[\n\r\u0085\u2028\u2029]",
+                               re.IGNORECASE)
+
+
+def entry_problem(entry_json: str, record_id: str) -> str | None:
+    """record_problem and value_problem for a BatchWriteRecord entry already encoded as JSON
+    text (built by Spark). A cheap scan first; only a suspicious or large entry is parsed."""
+    if len(entry_json) * 4 <= MAX_RECORD_BYTES and len(record_id) * 4 <= MAX_RECORD_ID_BYTES \
+            and not _MAYBE_TERMINATOR.search(entry_json):
+        return None
+    record = json.loads(entry_json)["Record"]
+    for fv in record:
+        value = fv.get("ValueAsString", fv.get("ValueAsStringList"))
+        problem = value_problem(fv["FeatureName"], value)
+        if problem:
+            return problem
+    return record_problem(record, record_id)

@@ -33,7 +33,7 @@ from . import aws, encode
 from .aws import AwsSettings
 from .calls import Caller, CallFailed, RetryPolicy, Tally
 from .errors import BadInput
-from .limits import record_problem, value_problem
+from .limits import entry_problem, record_problem, value_problem
 from .parallel import bounded_map
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,8 @@ class _PartitionWriter:
         """Why the service would refuse this record, found before sending it (or None)."""
         if p.record_id is None:
             return f"record identifier {self.s.record_id_name!r} is missing"
+        if isinstance(p.entry, str):  # JSON built by Spark (the fast sender's path)
+            return entry_problem(p.entry, p.record_id)
         row = p.row
         for i, name, _ in self.plan:
             problem = value_problem(name, row[i])
