@@ -6,7 +6,8 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from emulator_helpers import as_dict, create_group, error_of, get, listed, raw_client, rec
+from emulator_helpers import as_dict, emulator_group, error_of, get, raw_client
+from jobtools import fv, record_ids
 
 
 @pytest.fixture
@@ -22,14 +23,14 @@ def faults(emulator):
 
 
 def test_throttling(sm, raw_fsr, faults):
-    name = create_group(sm)
+    name = emulator_group(sm)
     before = faults.stats()["throttled"]
     faults.faults(throttle_tps=5)
     codes = []
     started = time.monotonic()
     for i in range(20):
         try:
-            raw_fsr.put_record(FeatureGroupName=name, Record=rec(
+            raw_fsr.put_record(FeatureGroupName=name, Record=fv(
                 id=str(i), event_time="2024-01-01T00:00:00Z"))
             codes.append("ok")
         except ClientError as exc:
@@ -43,7 +44,7 @@ def test_throttling(sm, raw_fsr, faults):
 
 
 def test_error_rate(sm, raw_fsr, faults):
-    name = create_group(sm)
+    name = emulator_group(sm)
     faults.faults(error_rate=1.0, seed=7)
     seen = set()
     for _ in range(20):
@@ -65,7 +66,7 @@ def test_error_rate(sm, raw_fsr, faults):
 
 
 def test_latency(sm, fsr, faults):
-    name = create_group(sm)
+    name = emulator_group(sm)
     faults.faults(latency_ms=150)
     start = time.perf_counter()
     get(fsr, name, "a")
@@ -73,7 +74,7 @@ def test_latency(sm, fsr, faults):
 
 
 def test_outage(sm, raw_fsr, faults):
-    name = create_group(sm)
+    name = emulator_group(sm)
     faults.faults(outage_seconds=0.5)
     started = time.monotonic()
     assert error_of(raw_fsr.get_record, FeatureGroupName=name,
@@ -90,16 +91,16 @@ def test_outage(sm, raw_fsr, faults):
 
 
 def test_unprocessed_entries(sm, fsr, faults):
-    name = create_group(sm)
+    name = emulator_group(sm)
     faults.faults(unprocessed_rate=0.5, seed=3)
-    entries = [{"FeatureGroupName": name, "Record": rec(id=f"r{i}",
-                                                        event_time="2024-01-01T00:00:00Z")}
+    entries = [{"FeatureGroupName": name, "Record": fv(id=f"r{i}",
+                                                       event_time="2024-01-01T00:00:00Z")}
                for i in range(25)]
     resp = fsr.batch_write_record(Entries=entries)
     left = {as_dict(e["Record"])["id"] for e in resp["UnprocessedEntries"]}
     assert 0 < len(left) < 25 and resp["Errors"] == []
-    written = set(listed(fsr, name))
+    written = set(record_ids(fsr, name))
     assert written == {f"r{i}" for i in range(25)} - left
     faults.faults()
     fsr.batch_write_record(Entries=resp["UnprocessedEntries"])
-    assert len(listed(fsr, name)) == 25
+    assert len(record_ids(fsr, name)) == 25
