@@ -1,15 +1,15 @@
-"""Helpers for the emulator's tests (tests/test_emulator_*.py): groups, records, errors and
-the offline files of a group, all through boto3 and the file system."""
+"""What only the emulator's tests (tests/test_emulator_*.py) need on top of the shared helpers
+in jobtools: their default group, errors, raw clients and a group's offline files read back."""
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
+from functools import partial
 
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from jobtools import as_dict, create_group, offline_dir
 
 ISO_EVENT = {"FeatureName": "event_time", "FeatureType": "String"}
 FEATURES = [
@@ -23,45 +23,10 @@ BASE = (("id", "String"), ("event_time", "String"))
 BUCKET_URI = "s3://emu-bucket/offline"
 FILE_RE = re.compile(r"\d{8}T\d{6}Z_[A-Za-z0-9]{16}\.parquet")
 
-
-def uniq(prefix: str = "g") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def defs(*pairs) -> list[dict]:
-    return [{"FeatureName": n, "FeatureType": t} for n, t in pairs]
-
-
-def create_group(sm, name=None, features=None, online=True, offline=True, record_id="id",
-                 event_time="event_time", ttl=None, storage=None, **extra) -> str:
-    name = name or uniq()
-    kwargs = dict(FeatureGroupName=name, RecordIdentifierFeatureName=record_id,
-                  EventTimeFeatureName=event_time, FeatureDefinitions=features or FEATURES,
-                  **extra)
-    if online:
-        cfg = {"EnableOnlineStore": True}
-        if ttl:
-            cfg["TtlDuration"] = ttl
-        if storage:
-            cfg["StorageType"] = storage
-        kwargs["OnlineStoreConfig"] = cfg
-    if offline:
-        kwargs["OfflineStoreConfig"] = {"S3StorageConfig": {"S3Uri": BUCKET_URI}}
-    sm.create_feature_group(**kwargs)
-    return name
-
-
-def rec(**values) -> list[dict]:
-    out = []
-    for name, value in values.items():
-        key = "ValueAsStringList" if isinstance(value, list) else "ValueAsString"
-        out.append({"FeatureName": name, key: value})
-    return out
-
-
-def as_dict(record) -> dict:
-    return {fv["FeatureName"]: fv.get("ValueAsString", fv.get("ValueAsStringList"))
-            for fv in record}
+# jobtools' create_group with these tests' defaults: FEATURES keyed by "id", every group's
+# offline store under BUCKET_URI, no RoleArn
+emulator_group = partial(create_group, features=FEATURES, record_id="id", s3_uri=BUCKET_URI,
+                         role=None)
 
 
 def error_of(call, *args, **kwargs) -> tuple[str, int]:
@@ -76,22 +41,9 @@ def get(fsr, name, rid, **kw) -> dict:
     return as_dict(resp["Record"]) if "Record" in resp else {}
 
 
-def listed(fsr, name, include=False) -> list[str]:
-    """One ListRecords page (up to 100 ids)."""
-    return fsr.list_records(FeatureGroupName=name, IncludeSoftDeletedRecords=include)[
-        "RecordIdentifiers"]
-
-
-def offline_dir(emulator, sm, name) -> str:
-    uri = sm.describe_feature_group(FeatureGroupName=name)["OfflineStoreConfig"][
-        "S3StorageConfig"]["ResolvedOutputS3Uri"]
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    return os.path.join(str(emulator.data_dir), bucket, key)
-
-
 def read_offline(spark, emulator, sm, name):
     emulator.flush()
-    return spark.read.parquet(offline_dir(emulator, sm, name))
+    return spark.read.parquet(str(offline_dir(emulator, sm, name)))
 
 
 def raw_client(emulator, boto_session, service: str):

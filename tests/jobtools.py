@@ -72,7 +72,7 @@ def op_total(emulator, ops: tuple[str, ...], key: str = "requests") -> int:
     return sum(stats.get(op, {}).get(key, 0) for op in ops)
 
 
-def unique(prefix: str) -> str:
+def unique(prefix: str = "g") -> str:
     """A group name no other test uses (the emulator lives for the whole session)."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -88,13 +88,17 @@ def definitions(*features) -> list[dict]:
     return out
 
 
-def create_group(sm, name: str, features, online=True, offline=True, storage=None, ttl=None,
-                 record_id="record_id", event_time="event_time", s3_uri=None) -> None:
-    """A group (FeatureDefinitions, or tuples for :func:`definitions`); its offline store under
-    `s3_uri`, by default s3://local-feature-store/targets/<name>."""
+def create_group(sm, name: str | None = None, features=(), online=True, offline=True,
+                 storage=None, ttl=None, record_id="record_id", event_time="event_time",
+                 s3_uri=None, role: str | None = ROLE, **extra) -> str:
+    """A group (FeatureDefinitions, or tuples for :func:`definitions`), named by :func:`unique`
+    unless `name` is given; its offline store under `s3_uri`, by default
+    s3://local-feature-store/targets/<name>; `role=None` sends no RoleArn; `extra` goes to
+    CreateFeatureGroup as is. Returns the name."""
+    name = name or unique()
     if features and not isinstance(features[0], dict):
         features = definitions(*features)
-    kwargs = {}
+    kwargs = dict(extra, **({"RoleArn": role} if role else {}))
     if online:
         kwargs["OnlineStoreConfig"] = {"EnableOnlineStore": True}
         if storage:
@@ -106,7 +110,8 @@ def create_group(sm, name: str, features, online=True, offline=True, storage=Non
             "S3Uri": s3_uri or f"s3://local-feature-store/targets/{name}"}}
     sm.create_feature_group(
         FeatureGroupName=name, RecordIdentifierFeatureName=record_id,
-        EventTimeFeatureName=event_time, FeatureDefinitions=features, RoleArn=ROLE, **kwargs)
+        EventTimeFeatureName=event_time, FeatureDefinitions=list(features), **kwargs)
+    return name
 
 
 def group_spec(sm, name: str):
@@ -149,20 +154,32 @@ def instant(value) -> tuple[int, int]:
 
 
 def offline_rows(data_dir: Path) -> list[dict]:
+    """Every row of an offline store folder, with its hive partition columns."""
     dataset = ds.dataset(str(data_dir), format="parquet", partitioning="hive")
     return dataset.to_table().to_pylist()
 
 
-def expected_latest(rows: list[dict], id_name="record_id", time_name="event_time") -> dict:
-    """Latest non-deleted row per id: newest event instant, then api_invocation_time, then
-    write_time."""
+def latest_rows(rows: list[dict], id_name="record_id", time_name="event_time") -> dict:
+    """Latest row per id, delete markers included: newest event instant, then
+    api_invocation_time, then write_time."""
     best: dict = {}
     for row in rows:
         key = (instant(row[time_name]), row["api_invocation_time"], row["write_time"])
         current = best.get(row[id_name])
         if current is None or key > current[0]:
             best[row[id_name]] = (key, row)
-    return {rid: row for rid, (_, row) in best.items() if not row["is_deleted"]}
+    return {rid: row for rid, (_, row) in best.items()}
+
+
+def expected_latest(rows: list[dict], id_name="record_id", time_name="event_time") -> dict:
+    """Latest non-deleted row per id (see :func:`latest_rows`): the state a store should hold."""
+    return {rid: row for rid, row in latest_rows(rows, id_name, time_name).items()
+            if not row["is_deleted"]}
+
+
+def as_dict(record: list[dict]) -> dict:
+    """{feature: value} of a record's FeatureValues."""
+    return {f["FeatureName"]: f.get("ValueAsString", f.get("ValueAsStringList")) for f in record}
 
 
 def read_online(fsr, group: str, ids: list[str],
@@ -176,8 +193,7 @@ def read_online(fsr, group: str, ids: list[str],
             **({"ExpirationTimeResponse": "Enabled"} if expiry else {}))
         assert not resp["Errors"] and not resp["UnprocessedIdentifiers"]
         for rec in resp["Records"]:
-            values = {f["FeatureName"]: f.get("ValueAsString", f.get("ValueAsStringList"))
-                      for f in rec["Record"]}
+            values = as_dict(rec["Record"])
             if "ExpiresAt" in rec:
                 values["_expires"] = rec["ExpiresAt"]
             out[rec["RecordIdentifierValueAsString"]] = values
@@ -188,19 +204,25 @@ def online_state(fsr, group: str) -> dict[str, dict[str, str]]:
     return read_online(fsr, group, sorted(list_online_ids(fsr, group)))
 
 
-def list_online_ids(fsr, group: str, include_soft_deleted: bool = False) -> set[str]:
-    """Every id ListRecords gives, page by page."""
-    ids: set[str] = set()
+def record_ids(fsr, group: str, include_soft_deleted: bool = False) -> list[str]:
+    """Every id ListRecords gives, page by page, in the order given (repeats kept, so a test
+    can see them)."""
+    ids: list[str] = []
     token = None
     while True:
         page = fsr.list_records(FeatureGroupName=group, MaxResults=100,
                                 **({"NextToken": token} if token else {}),
                                 **({"IncludeSoftDeletedRecords": True}
                                    if include_soft_deleted else {}))
-        ids.update(page["RecordIdentifiers"])
+        ids += page["RecordIdentifiers"]
         token = page.get("NextToken")
         if not token:
             return ids
+
+
+def list_online_ids(fsr, group: str, include_soft_deleted: bool = False) -> set[str]:
+    """The set of :func:`record_ids`."""
+    return set(record_ids(fsr, group, include_soft_deleted))
 
 
 def offline_dir(emulator, sm, group: str) -> Path:

@@ -6,7 +6,8 @@ import glob
 import os
 
 import pytest
-from emulator_helpers import create_group, error_of, get, offline_dir, rec
+from emulator_helpers import emulator_group, error_of, get
+from jobtools import fv, offline_dir
 
 
 def test_stats_count_operations_and_errors(emulator, sm, fsr):
@@ -16,13 +17,13 @@ def test_stats_count_operations_and_errors(emulator, sm, fsr):
                 for code, n in (val.items() if isinstance(val, dict) else [(None, val)])}
 
     before = counters()
-    name = create_group(sm)
+    name = emulator_group(sm)
     t0 = "2024-01-01T00:00:00Z"
     fsr.batch_write_record(Entries=[
-        {"FeatureGroupName": name, "Record": rec(id=str(i), event_time=t0)} for i in range(3)
-    ] + [{"FeatureGroupName": name, "Record": rec(id="x", count="no", event_time=t0)}])
+        {"FeatureGroupName": name, "Record": fv(id=str(i), event_time=t0)} for i in range(3)
+    ] + [{"FeatureGroupName": name, "Record": fv(id="x", count="no", event_time=t0)}])
     get(fsr, name, "0")
-    error_of(fsr.put_record, FeatureGroupName=name, Record=rec(id="a"))
+    error_of(fsr.put_record, FeatureGroupName=name, Record=fv(id="a"))
     after = counters()
     delta = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
     assert delta == {
@@ -40,8 +41,8 @@ def test_stats_count_operations_and_errors(emulator, sm, fsr):
 
 
 def test_reset_clears_everything(clean_emulator, sm, fsr):
-    name = create_group(sm)
-    fsr.put_record(FeatureGroupName=name, Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))
+    name = emulator_group(sm)
+    fsr.put_record(FeatureGroupName=name, Record=fv(id="a", event_time="2024-01-01T00:00:00Z"))
     directory = offline_dir(clean_emulator, sm, name)
     clean_emulator.flush()
     assert glob.glob(os.path.join(directory, "**", "*.parquet"), recursive=True)
@@ -59,7 +60,7 @@ def test_offline_store_status_can_be_blocked(emulator, sm):
     Disabled, BlockedReason}; /_emulator/offline-status sets it."""
     import emulator_process
 
-    name = create_group(sm)
+    name = emulator_group(sm)
     emulator.offline_status(name, "Blocked", "replication failed")
     d = sm.describe_feature_group(FeatureGroupName=name)
     assert d["OfflineStoreStatus"] == {"Status": "Blocked", "BlockedReason": "replication failed"}

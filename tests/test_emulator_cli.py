@@ -8,12 +8,13 @@ import os
 import time
 
 import pytest
-from emulator_helpers import create_group, offline_dir, rec
+from emulator_helpers import emulator_group
+from jobtools import fv, offline_dir
 
 
 def test_timer_flush(sm, fsr, emulator):
-    name = create_group(sm)
-    fsr.put_record(FeatureGroupName=name, Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))
+    name = emulator_group(sm)
+    fsr.put_record(FeatureGroupName=name, Record=fv(id="a", event_time="2024-01-01T00:00:00Z"))
     directory = offline_dir(emulator, sm, name)
     deadline = time.monotonic() + 6
     while time.monotonic() < deadline:
@@ -31,9 +32,9 @@ def test_shutdown_flushes_and_start_reports_failures(tmp_path, boto_session):
         sm = boto_session.client("sagemaker", region_name="us-east-1", endpoint_url=emu.url)
         fsr = boto_session.client("sagemaker-featurestore-runtime", region_name="us-east-1",
                                   endpoint_url=emu.url)
-        name = create_group(sm)
+        name = emulator_group(sm)
         fsr.put_record(FeatureGroupName=name,
-                       Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))
+                       Record=fv(id="a", event_time="2024-01-01T00:00:00Z"))
         assert emu.stats()["offline"]["buffered_rows"] == 1
     assert emu.proc.returncode == 0
     assert glob.glob(str(tmp_path / "data" / "**" / "*.parquet"), recursive=True)
@@ -53,10 +54,10 @@ def test_offline_delivery_waits_the_delay(tmp_path, boto_session):
         sm = boto_session.client("sagemaker", region_name="us-east-1", endpoint_url=emu.url)
         fsr = boto_session.client("sagemaker-featurestore-runtime", region_name="us-east-1",
                                   endpoint_url=emu.url)
-        name = create_group(sm)
+        name = emulator_group(sm)
         started = time.monotonic()
         fsr.put_record(FeatureGroupName=name,
-                       Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))
+                       Record=fv(id="a", event_time="2024-01-01T00:00:00Z"))
         time.sleep(0.5)
         assert emu.stats()["offline"]["buffered_rows"] == 1  # not due yet
         while (not emu.stats()["offline"]["rows_written"]
@@ -65,5 +66,5 @@ def test_offline_delivery_waits_the_delay(tmp_path, boto_session):
         assert time.monotonic() - started >= 1.5
         assert emu.stats()["offline"]["rows_written"] == 1
         fsr.put_record(FeatureGroupName=name,
-                       Record=rec(id="b", event_time="2024-01-01T00:00:00Z"))
+                       Record=fv(id="b", event_time="2024-01-01T00:00:00Z"))
         assert emu.flush() == {"files": 1, "rows": 1}  # on demand: now

@@ -7,18 +7,8 @@ import re
 import time
 
 import pytest
-from emulator_helpers import (
-    BASE,
-    BUCKET_URI,
-    FEATURES,
-    create_group,
-    defs,
-    error_of,
-    get,
-    raw_client,
-    rec,
-    uniq,
-)
+from emulator_helpers import BASE, BUCKET_URI, FEATURES, emulator_group, error_of, get, raw_client
+from jobtools import definitions, fv, unique
 
 
 @pytest.fixture
@@ -39,8 +29,8 @@ def all_definitions(sm, name) -> list[dict]:
 
 def test_create_and_describe(sm):
     before = int(time.time())
-    name = create_group(sm, ThroughputConfig={"ThroughputMode": "OnDemand"},
-                        Description="orders")
+    name = emulator_group(sm, ThroughputConfig={"ThroughputMode": "OnDemand"},
+                          Description="orders")
     d = sm.describe_feature_group(FeatureGroupName=name)
     assert d["FeatureGroupArn"] == (
         f"arn:aws:sagemaker:us-east-1:123456789012:feature-group/{name.lower()}")
@@ -61,7 +51,7 @@ def test_create_and_describe(sm):
 
 
 def test_iceberg_table_format_is_stored(sm):
-    name = uniq()
+    name = unique()
     sm.create_feature_group(
         FeatureGroupName=name, RecordIdentifierFeatureName="id",
         EventTimeFeatureName="event_time", FeatureDefinitions=FEATURES,
@@ -77,24 +67,24 @@ def test_iceberg_table_format_is_stored(sm):
 @pytest.mark.parametrize("overrides", [
     {"FeatureGroupName": "bad name"},
     {"FeatureGroupName": "-leading-dash"},
-    {"FeatureDefinitions": defs(*BASE, ("has space", "String"))},
-    {"FeatureDefinitions": defs(*BASE, ("is_deleted", "String"))},
-    {"FeatureDefinitions": defs(*BASE, ("write_time", "String"))},
-    {"FeatureDefinitions": defs(*BASE, ("api_invocation_time", "String"))},
-    {"FeatureDefinitions": defs(*BASE, ("x", "String"), ("x", "Integral"))},
+    {"FeatureDefinitions": definitions(*BASE, ("has space", "String"))},
+    {"FeatureDefinitions": definitions(*BASE, ("is_deleted", "String"))},
+    {"FeatureDefinitions": definitions(*BASE, ("write_time", "String"))},
+    {"FeatureDefinitions": definitions(*BASE, ("api_invocation_time", "String"))},
+    {"FeatureDefinitions": definitions(*BASE, ("x", "String"), ("x", "Integral"))},
     {"RecordIdentifierFeatureName": "missing"},
     {"EventTimeFeatureName": "missing"},
-    {"FeatureDefinitions": defs(("id", "Fractional"), ("event_time", "String"))},
-    {"FeatureDefinitions": defs(("id", "String"), ("event_time", "Integral"))},
-    {"FeatureDefinitions": defs(*BASE) + [
+    {"FeatureDefinitions": definitions(("id", "Fractional"), ("event_time", "String"))},
+    {"FeatureDefinitions": definitions(("id", "String"), ("event_time", "Integral"))},
+    {"FeatureDefinitions": definitions(*BASE) + [
         {"FeatureName": "tags", "FeatureType": "String", "CollectionType": "List"}]},
     {"OnlineStoreConfig": {"EnableOnlineStore": True, "StorageType": "InMemory"}},
     {"OnlineStoreConfig": {"EnableOnlineStore": False}, "OfflineStoreConfig": None},
-    {"FeatureDefinitions": defs(*BASE, *((f"f{i}", "String") for i in range(2499)))},
+    {"FeatureDefinitions": definitions(*BASE, *((f"f{i}", "String") for i in range(2499)))},
 ])
 def test_create_validation(raw_sm, overrides):
-    kwargs = dict(FeatureGroupName=uniq(), RecordIdentifierFeatureName="id",
-                  EventTimeFeatureName="event_time", FeatureDefinitions=defs(*BASE),
+    kwargs = dict(FeatureGroupName=unique(), RecordIdentifierFeatureName="id",
+                  EventTimeFeatureName="event_time", FeatureDefinitions=definitions(*BASE),
                   OnlineStoreConfig={"EnableOnlineStore": True},
                   OfflineStoreConfig={"S3StorageConfig": {"S3Uri": BUCKET_URI}})
     kwargs.update(overrides)
@@ -103,18 +93,18 @@ def test_create_validation(raw_sm, overrides):
 
 
 def test_resource_in_use_and_not_found(sm):
-    name = create_group(sm)
-    assert error_of(create_group, sm, name=name) == ("ResourceInUse", 400)
-    missing = uniq("missing")
+    name = emulator_group(sm)
+    assert error_of(emulator_group, sm, name=name) == ("ResourceInUse", 400)
+    missing = unique("missing")
     for call in (sm.describe_feature_group, sm.delete_feature_group):
         assert error_of(call, FeatureGroupName=missing) == ("ResourceNotFound", 400)
     assert error_of(sm.update_feature_group, FeatureGroupName=missing,
-                    FeatureAdditions=defs(("x", "String"))) == ("ResourceNotFound", 400)
+                    FeatureAdditions=definitions(("x", "String"))) == ("ResourceNotFound", 400)
 
 
 def test_list_feature_groups_filters_and_paginates(sm):
-    prefix = uniq("lst")
-    names = [create_group(sm, name=f"{prefix}-{i}") for i in range(3)]
+    prefix = unique("lst")
+    names = [emulator_group(sm, name=f"{prefix}-{i}") for i in range(3)]
     seen, token = [], None
     while True:
         kw = {"NextToken": token} if token else {}
@@ -132,8 +122,9 @@ def test_list_feature_groups_filters_and_paginates(sm):
 
 
 def test_update_feature_group(sm, fsr):
-    name = create_group(sm)
-    sm.update_feature_group(FeatureGroupName=name, FeatureAdditions=defs(("extra", "Integral")))
+    name = emulator_group(sm)
+    sm.update_feature_group(FeatureGroupName=name,
+                            FeatureAdditions=definitions(("extra", "Integral")))
     sm.update_feature_group(FeatureGroupName=name,
                             OnlineStoreConfig={"TtlDuration": {"Unit": "Days", "Value": 3}})
     sm.update_feature_group(FeatureGroupName=name, ThroughputConfig={
@@ -145,19 +136,20 @@ def test_update_feature_group(sm, fsr):
     assert d["ThroughputConfig"]["ProvisionedWriteCapacityUnits"] == 20
     assert d["LastUpdateStatus"]["Status"] == "Successful"
     assert "LastModifiedTime" in d
-    fsr.put_record(FeatureGroupName=name, Record=rec(
+    fsr.put_record(FeatureGroupName=name, Record=fv(
         id="a", event_time="2030-01-01T00:00:00Z", extra="7"))
     got = fsr.get_record(FeatureGroupName=name, RecordIdentifierValueAsString="a",
                          ExpirationTimeResponse="Enabled")
     assert got["ExpiresAt"] == "2030-01-04T00:00:00Z"
-    for bad in (defs(("extra", "String")), defs(("write_time", "String"))):
+    for bad in (definitions(("extra", "String")), definitions(("write_time", "String"))):
         assert error_of(sm.update_feature_group, FeatureGroupName=name,
                         FeatureAdditions=bad) == ("ValidationException", 400)
 
 
 def test_feature_limit_on_update(sm):
-    name = create_group(sm, features=defs(*BASE, *((f"f{i}", "String") for i in range(2448))))
-    more = defs(*((f"g{i}", "String") for i in range(51)))
+    features = definitions(*BASE, *((f"f{i}", "String") for i in range(2448)))
+    name = emulator_group(sm, features=features)
+    more = definitions(*((f"g{i}", "String") for i in range(51)))
     assert error_of(sm.update_feature_group, FeatureGroupName=name, FeatureAdditions=more) == (
         "ResourceLimitExceeded", 400)
     sm.update_feature_group(FeatureGroupName=name, FeatureAdditions=more[:50])
@@ -165,8 +157,8 @@ def test_feature_limit_on_update(sm):
 
 
 def test_describe_paginates_feature_definitions(sm):
-    features = defs(*BASE, *((f"f{i:03d}", "Fractional") for i in range(248)))
-    name = create_group(sm, features=features)
+    features = definitions(*BASE, *((f"f{i:03d}", "Fractional") for i in range(248)))
+    name = emulator_group(sm, features=features)
     pages, token = [], None
     while True:
         kw = {"NextToken": token} if token else {}
@@ -181,12 +173,12 @@ def test_describe_paginates_feature_definitions(sm):
 
 
 def test_delete_feature_group(sm, fsr):
-    name = create_group(sm)
-    fsr.put_record(FeatureGroupName=name, Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))
+    name = emulator_group(sm)
+    fsr.put_record(FeatureGroupName=name, Record=fv(id="a", event_time="2024-01-01T00:00:00Z"))
     sm.delete_feature_group(FeatureGroupName=name)
     assert error_of(sm.describe_feature_group, FeatureGroupName=name) == (
         "ResourceNotFound", 400)
     assert error_of(fsr.get_record, FeatureGroupName=name,
                     RecordIdentifierValueAsString="a") == ("ResourceNotFound", 404)
-    create_group(sm, name=name)  # the name is free again, with an empty online store
+    emulator_group(sm, name=name)  # the name is free again, with an empty online store
     assert get(fsr, name, "a") == {}

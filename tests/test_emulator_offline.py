@@ -7,12 +7,13 @@ import glob
 import os
 from datetime import UTC, datetime
 
-from emulator_helpers import FILE_RE, create_group, offline_dir, read_offline, rec
+from emulator_helpers import FILE_RE, emulator_group, read_offline
+from jobtools import fv, offline_dir
 
 
 def test_delete_markers_in_offline_files(sm, fsr, spark, emulator):
-    name = create_group(sm)
-    fsr.put_record(FeatureGroupName=name, Record=rec(
+    name = emulator_group(sm)
+    fsr.put_record(FeatureGroupName=name, Record=fv(
         id="r", event_time="2024-01-01T00:00:00Z", amount="2.5", label="x"))
     fsr.delete_record(FeatureGroupName=name, RecordIdentifierValueAsString="r",
                       EventTime="2024-01-01T00:30:00Z", DeletionMode="SoftDelete")
@@ -33,12 +34,12 @@ def test_spark_reads_offline_store(sm, fsr, spark, emulator):
                 {"FeatureName": "ts", "FeatureType": "Fractional"},
                 {"FeatureName": "amount", "FeatureType": "Fractional"},
                 {"FeatureName": "label", "FeatureType": "String"}]
-    name = create_group(sm, features=features, event_time="ts")
+    name = emulator_group(sm, features=features, event_time="ts")
     t1 = datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC).timestamp()
     t2 = datetime(2024, 3, 1, 5, 0, 0, tzinfo=UTC).timestamp()
     fsr.batch_write_record(Entries=[
-        {"FeatureGroupName": name, "Record": rec(id="1", ts=str(t1), amount="1.25")},
-        {"FeatureGroupName": name, "Record": rec(id="2", ts=str(t2), label="b")}])
+        {"FeatureGroupName": name, "Record": fv(id="1", ts=str(t1), amount="1.25")},
+        {"FeatureGroupName": name, "Record": fv(id="2", ts=str(t2), label="b")}])
     fsr.delete_record(FeatureGroupName=name, RecordIdentifierValueAsString="2",
                       EventTime=str(t2 + 1))
     df = read_offline(spark, emulator, sm, name)

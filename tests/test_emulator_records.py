@@ -5,17 +5,8 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from emulator_helpers import (
-    BASE,
-    create_group,
-    defs,
-    error_of,
-    get,
-    raw_client,
-    read_offline,
-    rec,
-    uniq,
-)
+from emulator_helpers import BASE, emulator_group, error_of, get, raw_client, read_offline
+from jobtools import definitions, fv, unique
 
 
 @pytest.fixture
@@ -24,9 +15,9 @@ def raw_fsr(emulator, boto_session):
 
 
 def test_put_get_roundtrip_is_verbatim(sm, fsr):
-    name = create_group(sm)
-    record = rec(id="r1", event_time="2024-03-01T10:00:00.120Z", amount="1.50", count="007",
-                 label="  spaced ü ")
+    name = emulator_group(sm)
+    record = fv(id="r1", event_time="2024-03-01T10:00:00.120Z", amount="1.50", count="007",
+                label="  spaced ü ")
     fsr.put_record(FeatureGroupName=name, Record=record)
     resp = fsr.get_record(FeatureGroupName=name, RecordIdentifierValueAsString="r1")
     assert resp["Record"] == record
@@ -41,84 +32,84 @@ def test_put_get_roundtrip_is_verbatim(sm, fsr):
 
 
 def test_put_overwrites_the_whole_record(sm, fsr):
-    name = create_group(sm)
-    fsr.put_record(FeatureGroupName=name, Record=rec(
+    name = emulator_group(sm)
+    fsr.put_record(FeatureGroupName=name, Record=fv(
         id="r", event_time="2024-01-01T00:00:00Z", amount="1.0", label="x"))
-    fsr.put_record(FeatureGroupName=name, Record=rec(
+    fsr.put_record(FeatureGroupName=name, Record=fv(
         id="r", event_time="2024-01-01T00:00:01Z", count="3"))
     assert get(fsr, name, "r") == {"id": "r", "event_time": "2024-01-01T00:00:01Z",
                                    "count": "3"}
 
 
 @pytest.mark.parametrize("record", [
-    rec(id="a", event_time="2024-01-01T00:00:00Z", nope="1"),
-    rec(id="a", event_time="2024-01-01T00:00:00Z", count="1.5"),
-    rec(id="a", event_time="2024-01-01T00:00:00Z", count="12x"),
-    rec(id="a", event_time="2024-01-01T00:00:00Z", amount="abc"),
-    rec(id="a", event_time="2024-01-01T00:00:00Z", amount="1e999"),
-    rec(id="a", event_time="2024-01-01T00:00:00Z", count="9223372036854775808"),
-    rec(id="a", event_time="2024-01-01T00:00:00Z") + [
+    fv(id="a", event_time="2024-01-01T00:00:00Z", nope="1"),
+    fv(id="a", event_time="2024-01-01T00:00:00Z", count="1.5"),
+    fv(id="a", event_time="2024-01-01T00:00:00Z", count="12x"),
+    fv(id="a", event_time="2024-01-01T00:00:00Z", amount="abc"),
+    fv(id="a", event_time="2024-01-01T00:00:00Z", amount="1e999"),
+    fv(id="a", event_time="2024-01-01T00:00:00Z", count="9223372036854775808"),
+    fv(id="a", event_time="2024-01-01T00:00:00Z") + [
         {"FeatureName": "label", "ValueAsString": "x", "ValueAsStringList": ["x"]}],
-    rec(id="a", event_time="2024-01-01T00:00:00Z", label="x") + rec(label="y"),
-    rec(id="a", event_time="2024-01-01 00:00:00"),
-    rec(id="a", event_time="2024-01-01T00:00:00+00:00"),
-    rec(id="a", event_time="2024-01-01T00:00:00.1234567890Z"),
-    rec(id="a", event_time="1704067200"),
-    rec(id="a", amount="1"),
-    rec(event_time="2024-01-01T00:00:00Z", amount="1"),
-    rec(id="a", event_time="2024-01-01T00:00:00Z", label=["x"]),
+    fv(id="a", event_time="2024-01-01T00:00:00Z", label="x") + fv(label="y"),
+    fv(id="a", event_time="2024-01-01 00:00:00"),
+    fv(id="a", event_time="2024-01-01T00:00:00+00:00"),
+    fv(id="a", event_time="2024-01-01T00:00:00.1234567890Z"),
+    fv(id="a", event_time="1704067200"),
+    fv(id="a", amount="1"),
+    fv(event_time="2024-01-01T00:00:00Z", amount="1"),
+    fv(id="a", event_time="2024-01-01T00:00:00Z", label=["x"]),
 ])
 def test_put_validation_errors(sm, fsr, record):
-    name = create_group(sm)
+    name = emulator_group(sm)
     assert error_of(fsr.put_record, FeatureGroupName=name, Record=record) == (
         "ValidationError", 400)
     assert get(fsr, name, "a") == {}
 
 
 def test_collections_need_in_memory(sm, fsr):
-    features = defs(*BASE) + [
+    features = definitions(*BASE) + [
         {"FeatureName": "tags", "FeatureType": "String", "CollectionType": "List"},
         {"FeatureName": "emb", "FeatureType": "Fractional", "CollectionType": "Vector",
          "CollectionConfig": {"VectorConfig": {"Dimension": 2}}}]
-    name = create_group(sm, features=features, offline=False, storage="InMemory")
-    fsr.put_record(FeatureGroupName=name, Record=rec(
+    name = emulator_group(sm, features=features, offline=False, storage="InMemory")
+    fsr.put_record(FeatureGroupName=name, Record=fv(
         id="a", event_time="2024-01-01T00:00:00Z", tags=["x", "y"], emb=["0.5", "1"]))
     assert get(fsr, name, "a")["tags"] == ["x", "y"]
-    bad = [rec(id="a", event_time="2024-01-01T00:00:01Z", tags="x"),
-           rec(id="a", event_time="2024-01-01T00:00:01Z", emb=["1"]),
-           rec(id=["a"], event_time="2024-01-01T00:00:01Z")]
+    bad = [fv(id="a", event_time="2024-01-01T00:00:01Z", tags="x"),
+           fv(id="a", event_time="2024-01-01T00:00:01Z", emb=["1"]),
+           fv(id=["a"], event_time="2024-01-01T00:00:01Z")]
     for record in bad:
         assert error_of(fsr.put_record, FeatureGroupName=name, Record=record) == (
             "ValidationError", 400)
 
 
 def test_target_stores(sm, fsr, spark, emulator):
-    name = create_group(sm)
+    name = emulator_group(sm)
     fsr.put_record(FeatureGroupName=name, TargetStores=["OnlineStore"],
-                   Record=rec(id="online", event_time="2024-01-01T00:00:00Z"))
+                   Record=fv(id="online", event_time="2024-01-01T00:00:00Z"))
     fsr.put_record(FeatureGroupName=name, TargetStores=["OfflineStore"],
-                   Record=rec(id="offline", event_time="2024-01-01T00:00:00Z"))
+                   Record=fv(id="offline", event_time="2024-01-01T00:00:00Z"))
     assert get(fsr, name, "online")["id"] == "online"
     assert get(fsr, name, "offline") == {}
     ids = [r.id for r in read_offline(spark, emulator, sm, name).select("id").collect()]
     assert ids == ["offline"]
-    offline_only = create_group(sm, online=False)
+    offline_only = emulator_group(sm, online=False)
     assert error_of(fsr.put_record, FeatureGroupName=offline_only, TargetStores=["OnlineStore"],
-                    Record=rec(id="a", event_time="2024-01-01T00:00:00Z")) == (
+                    Record=fv(id="a", event_time="2024-01-01T00:00:00Z")) == (
         "ValidationError", 400)
     assert error_of(fsr.get_record, FeatureGroupName=offline_only,
                     RecordIdentifierValueAsString="a") == ("ValidationError", 400)
     fsr.put_record(FeatureGroupName=offline_only,
-                   Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))
+                   Record=fv(id="a", event_time="2024-01-01T00:00:00Z"))
 
 
 def test_batch_get_record(sm, fsr, raw_fsr):
-    g1, g2 = create_group(sm), create_group(sm, ttl={"Unit": "Hours", "Value": 2})
-    fsr.put_record(FeatureGroupName=g1, Record=rec(id="a", event_time="2024-01-01T00:00:00Z",
-                                                   label="A"))
-    fsr.put_record(FeatureGroupName=g2, Record=rec(id="b", event_time="2030-01-01T00:00:00Z",
-                                                   label="B"))
-    missing = uniq("missing")
+    g1, g2 = emulator_group(sm), emulator_group(sm, ttl={"Unit": "Hours", "Value": 2})
+    fsr.put_record(FeatureGroupName=g1, Record=fv(id="a", event_time="2024-01-01T00:00:00Z",
+                                                  label="A"))
+    fsr.put_record(FeatureGroupName=g2, Record=fv(id="b", event_time="2030-01-01T00:00:00Z",
+                                                  label="B"))
+    missing = unique("missing")
     resp = fsr.batch_get_record(ExpirationTimeResponse="Enabled", Identifiers=[
         {"FeatureGroupName": g1, "RecordIdentifiersValueAsString": ["a", "zzz"],
          "FeatureNames": ["label"]},
@@ -142,14 +133,14 @@ def test_batch_get_record(sm, fsr, raw_fsr):
 
 
 def test_batch_write_record(sm, fsr, raw_fsr):
-    name = create_group(sm)
-    missing = uniq("missing")
+    name = emulator_group(sm)
+    missing = unique("missing")
     entries = [
-        {"FeatureGroupName": name, "Record": rec(id="ok1", event_time="2024-01-01T00:00:00Z")},
-        {"FeatureGroupName": name, "Record": rec(id="bad", event_time="2024-01-01T00:00:00Z",
-                                                 count="x")},
-        {"FeatureGroupName": missing, "Record": rec(id="x", event_time="2024-01-01T00:00:00Z")},
-        {"FeatureGroupName": name, "Record": rec(id="ok2", event_time="2024-01-01T00:00:00Z"),
+        {"FeatureGroupName": name, "Record": fv(id="ok1", event_time="2024-01-01T00:00:00Z")},
+        {"FeatureGroupName": name, "Record": fv(id="bad", event_time="2024-01-01T00:00:00Z",
+                                                count="x")},
+        {"FeatureGroupName": missing, "Record": fv(id="x", event_time="2024-01-01T00:00:00Z")},
+        {"FeatureGroupName": name, "Record": fv(id="ok2", event_time="2024-01-01T00:00:00Z"),
          "TargetStores": ["OnlineStore"]},
     ]
     resp = fsr.batch_write_record(Entries=entries)
@@ -171,26 +162,26 @@ BIG = "x" * 120_000  # three of them pass the 358,400-character value limit but 
 @pytest.mark.parametrize("record, why", [
     # ValueAsString: {"max": 358400, "pattern": ".*"} (service-2.json); Java's "." excludes
     # line terminators
-    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="x" * 358_401), "358400"),
-    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="two\nlines"), "U+000A"),
-    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="cr\r"), "U+000D"),
-    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="nel\u0085"), "U+0085"),
-    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="ls\u2028"), "U+2028"),
-    (rec(id="a", event_time="2024-01-01T00:00:00Z", label="ps\u2029"), "U+2029"),
+    (fv(id="a", event_time="2024-01-01T00:00:00Z", label="x" * 358_401), "358400"),
+    (fv(id="a", event_time="2024-01-01T00:00:00Z", label="two\nlines"), "U+000A"),
+    (fv(id="a", event_time="2024-01-01T00:00:00Z", label="cr\r"), "U+000D"),
+    (fv(id="a", event_time="2024-01-01T00:00:00Z", label="nel\u0085"), "U+0085"),
+    (fv(id="a", event_time="2024-01-01T00:00:00Z", label="ls\u2028"), "U+2028"),
+    (fv(id="a", event_time="2024-01-01T00:00:00Z", label="ps\u2029"), "U+2029"),
     # quotas page: record <= 350 KB, record identifier <= 2 KB
-    (rec(id="a", event_time="2024-01-01T00:00:00Z", label=BIG, big1=BIG, big2=BIG),
+    (fv(id="a", event_time="2024-01-01T00:00:00Z", label=BIG, big1=BIG, big2=BIG),
      "350 KB"),
-    (rec(id=LONG_ID, event_time="2024-01-01T00:00:00Z"), "2 KB"),
+    (fv(id=LONG_ID, event_time="2024-01-01T00:00:00Z"), "2 KB"),
 ])
 def test_value_constraints_reject_the_put_and_the_whole_batch(sm, fsr, raw_fsr, record, why):
-    features = defs(*BASE, ("label", "String"), ("big1", "String"), ("big2", "String"))
-    name = create_group(sm, features=features)
+    features = definitions(*BASE, ("label", "String"), ("big1", "String"), ("big2", "String"))
+    name = emulator_group(sm, features=features)
     with pytest.raises(ClientError) as info:
         raw_fsr.put_record(FeatureGroupName=name, Record=record)
     assert info.value.response["Error"]["Code"] == "ValidationError"
     assert why in info.value.response["Error"]["Message"]
     # BatchWriteRecord: a model/quota constraint rejects the call, its neighbours included
-    good = {"FeatureGroupName": name, "Record": rec(id="good", event_time="2024-01-01T00:00:00Z")}
+    good = {"FeatureGroupName": name, "Record": fv(id="good", event_time="2024-01-01T00:00:00Z")}
     assert error_of(raw_fsr.batch_write_record, Entries=[
         good, {"FeatureGroupName": name, "Record": record}]) == ("ValidationError", 400)
     assert get(fsr, name, "good") == {} and get(fsr, name, "a") == {}
@@ -198,17 +189,18 @@ def test_value_constraints_reject_the_put_and_the_whole_batch(sm, fsr, raw_fsr, 
 
 
 def test_values_at_the_limits_are_accepted(sm, fsr):
-    features = defs(*BASE, ("label", "String"), ("count", "Integral"), ("amount", "Fractional"))
-    name = create_group(sm, features=features)
+    features = definitions(*BASE, ("label", "String"), ("count", "Integral"),
+                           ("amount", "Fractional"))
+    name = emulator_group(sm, features=features)
     rid = "é" * 1024  # 2,048 UTF-8 bytes: exactly 2 KB
-    record = rec(id=rid, event_time="2024-01-01T00:00:00Z", label="tab\tand \u00a0 ok" +
-                 "y" * 300_000, count="-9223372036854775808", amount="1.7976931348623157e308")
+    record = fv(id=rid, event_time="2024-01-01T00:00:00Z", label="tab\tand \u00a0 ok" +
+                "y" * 300_000, count="-9223372036854775808", amount="1.7976931348623157e308")
     fsr.put_record(FeatureGroupName=name, Record=record)
     got = get(fsr, name, rid)
     assert got["count"] == "-9223372036854775808" and len(got["label"]) == 300_012
     for count in ("9223372036854775808", "-9223372036854775809"):  # Integral: signed 64-bit
-        assert error_of(fsr.put_record, FeatureGroupName=name, Record=rec(
+        assert error_of(fsr.put_record, FeatureGroupName=name, Record=fv(
             id="b", event_time="2024-01-01T00:00:00Z", count=count)) == ("ValidationError", 400)
     for amount in ("1e309", "NaN", "Infinity", "-inf"):  # Fractional: a finite IEEE-754 double
-        assert error_of(fsr.put_record, FeatureGroupName=name, Record=rec(
+        assert error_of(fsr.put_record, FeatureGroupName=name, Record=fv(
             id="b", event_time="2024-01-01T00:00:00Z", amount=amount)) == ("ValidationError", 400)

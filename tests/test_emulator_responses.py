@@ -10,12 +10,13 @@ import urllib.request
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from emulator_helpers import create_group, error_of, rec, uniq
+from emulator_helpers import emulator_group, error_of
+from jobtools import fv, unique
 
 
 def test_region_comes_from_the_credential_scope(emulator, boto_session, sm):
     eu = boto_session.client("sagemaker", region_name="eu-west-1", endpoint_url=emulator.url)
-    name = create_group(eu)
+    name = emulator_group(eu)
     d = eu.describe_feature_group(FeatureGroupName=name)
     assert ":eu-west-1:" in d["FeatureGroupArn"]
     assert "/sagemaker/eu-west-1/offline-store/" in (
@@ -53,10 +54,10 @@ def test_unknown_group_follows_each_operations_error_list(fsr):
     """botocore's sagemaker-featurestore-runtime service-2.json, ``operations.<Op>.errors``:
     GetRecord and ListRecords list ResourceNotFound (404); PutRecord and DeleteRecord do not,
     and the service answers ValidationError "Resource Not Found" there (DESIGN.md §2)."""
-    name = uniq("missing")
+    name = unique("missing")
     model = fsr.meta.service_model
     calls = [
-        (fsr.put_record, "PutRecord", dict(Record=rec(id="a", event_time="2024-01-01T00:00:00Z"))),
+        (fsr.put_record, "PutRecord", dict(Record=fv(id="a", event_time="2024-01-01T00:00:00Z"))),
         (fsr.get_record, "GetRecord", dict(RecordIdentifierValueAsString="a")),
         (fsr.list_records, "ListRecords", {}),
         (fsr.delete_record, "DeleteRecord", dict(RecordIdentifierValueAsString="a",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from fsmigrate.limits import MAX_VALUE_CHARS, entry_problem, value_problem
 
 

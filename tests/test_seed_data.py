@@ -5,15 +5,22 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from jobtools import (
+    expected_latest,
+    instant,
+    latest_rows,
+    list_online_ids,
+    offline_rows,
+    read_online,
+    unique,
+)
 from seed_data import (
     FEATURE_NAMES,
     VALUE_FEATURES,
@@ -35,42 +42,12 @@ SPEC = dict(records=300, versions=3, delete_fraction=0.08, rewrite_fraction=0.06
             tie_api_fraction=0.1, tie_write_fraction=0.1, order_trap_fraction=0.1, seed=11)
 
 
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _instant(value) -> int:
-    """Event time -> ns since the epoch, parsed independently of seed_data."""
-    if isinstance(value, float):
-        return int(Decimal(repr(value)) * 10**9)
-    m = ISO_RE.fullmatch(value)
-    assert m, value
-    whole = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    return int(whole.timestamp()) * 10**9 + int((m.group(2) or "").ljust(9, "0"))
-
-
-def _read_rows(data_dir: Path) -> list[dict]:
-    files = sorted(data_dir.rglob("*.parquet"))
-    return pa.concat_tables(pq.read_table(f) for f in files).to_pylist()
-
-
-def _latest(rows: list[dict]) -> dict[str, dict]:
-    """Latest row per record: newest instant, then api_invocation_time, then write_time."""
-    best: dict[str, dict] = {}
-    for row in rows:
-        key = (_instant(row["event_time"]), row["api_invocation_time"], row["write_time"])
-        rid = str(row["record_id"])
-        if rid not in best or key > best[rid]["_key"]:
-            best[rid] = dict(row, _key=key)
-    return best
-
-
 @pytest.fixture(scope="module")
 def seeded(emulator, tmp_path_factory):
     root = tmp_path_factory.mktemp("seed-root")
-    spec = SeedSpec(group=_name("seed-both"), stores="both", **SPEC)
+    spec = SeedSpec(group=unique("seed-both"), stores="both", **SPEC)
     summary = seed(spec, endpoint_url=emulator.url, local_root=root)
-    return spec, summary, root, _read_rows(Path(summary.data_dir))
+    return spec, summary, root, offline_rows(Path(summary.data_dir))
 
 
 def test_offline_files_use_the_offline_store_layout(seeded):
@@ -88,10 +65,12 @@ def test_offline_files_use_the_offline_store_layout(seeded):
         m = FILE_RE.fullmatch(f.relative_to(data_dir).as_posix())
         assert m, f
         table = pq.read_table(f)
-        instants = [_instant(v) for v in table.column("event_time").to_pylist()]
-        hours = {datetime.fromtimestamp(i // 10**9, UTC).strftime("%Y%m%d%H") for i in instants}
+        events = table.column("event_time").to_pylist()
+        assert all(ISO_RE.fullmatch(v) for v in events), events
+        instants = [instant(v) for v in events]
+        hours = {datetime.fromtimestamp(s, UTC).strftime("%Y%m%d%H") for s, _ in instants}
         assert hours == {"".join(m.groups()[:4])}  # rows sit in their event-time hour
-        latest = datetime.fromtimestamp(max(instants) // 10**9, UTC)
+        latest = datetime.fromtimestamp(max(instants)[0], UTC)
         assert m.group(5) == latest.strftime("%Y%m%dT%H%M%SZ")
 
 
@@ -140,15 +119,15 @@ def test_rows_hold_markers_ties_traps_and_mixed_digits(seeded):
                     else:
                         assert a["write_time"] != b["write_time"]
                         write_ties += 1
-                elif (a["event_time"] < b["event_time"]) != (_instant(a["event_time"])
-                                                            < _instant(b["event_time"])):
+                elif (a["event_time"] < b["event_time"]) != (instant(a["event_time"])
+                                                            < instant(b["event_time"])):
                     traps += 1
     assert api_ties >= 5 and write_ties >= 5 and traps >= 5
     assert (api_ties, write_ties, traps) == (summary.tie_api_records,
                                              summary.tie_write_records,
                                              summary.order_trap_records)
 
-    latest = _latest(rows)
+    latest = latest_rows(rows)
     deleted = {rid for rid, r in latest.items() if r["is_deleted"]}
     assert len(deleted) == summary.deleted_records > 0
     # deleted, then written again: a marker that is not the latest row of a live record
@@ -162,29 +141,12 @@ def test_online_store_holds_exactly_the_live_latest_state(seeded, emulator):
     spec, summary, _root, rows = seeded
     fsr = boto3.client("sagemaker-featurestore-runtime", region_name="us-east-1",
                        endpoint_url=emulator.url)
-    expected = {rid: r for rid, r in _latest(rows).items() if not r["is_deleted"]}
+    expected = expected_latest(rows)
     assert summary.online_records == len(expected) == 300 - summary.deleted_records
+    assert list_online_ids(fsr, spec.group) == set(expected)
 
-    listed, token = set(), None
-    while True:
-        page = fsr.list_records(FeatureGroupName=spec.group, MaxResults=100,
-                                **({"NextToken": token} if token else {}))
-        listed.update(page["RecordIdentifiers"])
-        token = page.get("NextToken")
-        if not token:
-            break
-    assert listed == set(expected)
-
-    ids = sorted(r["record_id"] for r in rows)  # every id, deleted ones included
-    got = {}
-    for i in range(0, len(ids), 100):
-        resp = fsr.batch_get_record(Identifiers=[{
-            "FeatureGroupName": spec.group,
-            "RecordIdentifiersValueAsString": sorted(set(ids[i:i + 100]))}])
-        assert not resp["Errors"] and not resp["UnprocessedIdentifiers"]
-        for rec in resp["Records"]:
-            got[rec["RecordIdentifierValueAsString"]] = {
-                f["FeatureName"]: f["ValueAsString"] for f in rec["Record"]}
+    ids = sorted({r["record_id"] for r in rows})  # every id, deleted ones included
+    got = read_online(fsr, spec.group, ids)
     assert set(got) == set(expected)
     types = {name: ftype for name, ftype, _ in VALUE_FEATURES}
     for rid, row in expected.items():
@@ -207,7 +169,7 @@ def test_online_store_holds_exactly_the_live_latest_state(seeded, emulator):
 
 
 def test_same_seed_same_rows_and_files_and_replace(emulator, tmp_path):
-    spec = SeedSpec(group=_name("seed-det"), stores="offline", records=200, versions=4,
+    spec = SeedSpec(group=unique("seed-det"), stores="offline", records=200, versions=4,
                     seed=5, rows_per_file=15)
     first = seed(spec, endpoint_url=emulator.url, local_root=tmp_path / "a")
     with pytest.raises(SeedError, match="already exists"):
@@ -225,16 +187,16 @@ def test_same_seed_same_rows_and_files_and_replace(emulator, tmp_path):
 
 
 def test_replace_removes_the_old_data(emulator, tmp_path):
-    spec = SeedSpec(group=_name("seed-rep"), stores="offline", records=50, seed=1)
+    spec = SeedSpec(group=unique("seed-rep"), stores="offline", records=50, seed=1)
     seed(spec, endpoint_url=emulator.url, local_root=tmp_path)
     again = seed(spec, endpoint_url=emulator.url, local_root=tmp_path, replace=True)
     offline_store = next(tmp_path.rglob("offline-store"))
     assert [p.name for p in offline_store.iterdir()] == [Path(again.data_dir).parent.name]
-    assert len(_read_rows(Path(again.data_dir))) == again.rows_offline
+    assert len(offline_rows(Path(again.data_dir))) == again.rows_offline
 
 
 def test_cli_online_only_fractional_integral_ttl(emulator, capsys):
-    group = _name("seed-cli")
+    group = unique("seed-cli")
     argv = ["--endpoint-url", emulator.url, "--group", group, "--records", "60",
             "--stores", "online", "--event-time-type", "Fractional", "--id-type", "Integral",
             "--ttl-seconds", str(400 * 86400)]  # with a TTL the span ends at the current hour
@@ -253,8 +215,7 @@ def test_cli_online_only_fractional_integral_ttl(emulator, capsys):
 
     fsr = boto3.client("sagemaker-featurestore-runtime", region_name="us-east-1",
                        endpoint_url=emulator.url)
-    ids = {int(i) for i in fsr.list_records(FeatureGroupName=group,
-                                            MaxResults=100)["RecordIdentifiers"]}
+    ids = {int(i) for i in list_online_ids(fsr, group)}
     assert len(ids) == out["online_records"] and ids <= set(range(1, 61))
     rec = fsr.get_record(FeatureGroupName=group,
                          RecordIdentifierValueAsString=str(min(ids)))["Record"]
@@ -267,7 +228,7 @@ def test_cli_online_only_fractional_integral_ttl(emulator, capsys):
 
 
 def test_offline_without_local_root_fails_before_creating(emulator):
-    spec = SeedSpec(group=_name("seed-noroot"), stores="both", records=5)
+    spec = SeedSpec(group=unique("seed-noroot"), stores="both", records=5)
     with pytest.raises(SeedError, match="local_root"):
         seed(spec, endpoint_url=emulator.url)
     sm = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=emulator.url)
