@@ -60,7 +60,8 @@ CASES = [
     ("inline-key-elsewhere", {"migration": {"aws_access_key_id": "AKIAFAKE"}}, [],
      "credential"),
     # arguments
-    ("unknown-argument", {}, ["--bogus"], "--help"),
+    # unknown --name value pairs are Glue's and ignored (issue 8); near-misses of ours are not
+    ("near-miss-argument", {}, ["--dryrun", "true"], "did you mean --dry-run"),
     ("batch-size-zero", {}, ["--batch-size", "0"], "--batch-size"),
     ("max-workers-huge", {}, ["--max-workers", "1000"], "--max-workers"),
     ("max-tps-negative", {}, ["--max-tps", "-1"], "--max-tps"),

@@ -14,7 +14,16 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    EndpointConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
 
 # Every code botocore's own retry logic treats as throttling: retries/standard.py
 # ThrottledRetryableChecker._THROTTLED_ERROR_CODES (copied, and joined with the installed
@@ -311,3 +320,23 @@ def s3_list_probe(client, bucket: str, prefix: str) -> bool:
     """One ListObjectsV2 key under a prefix: the permission, and whether it holds anything."""
     page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     return bool(page.get("Contents"))
+
+
+def environment_problem(exc: BaseException) -> str | None:
+    """One line for what the environment refused (credentials, endpoint, permissions)."""
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return ("no AWS credentials found: run where a role is attached (Glue, EMR) or set "
+                "AWS_PROFILE / the standard credential chain")
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set aws.region in the conf"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach the endpoint: {exc}"
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = err.get("Code", "")
+        if code in ("AccessDenied", "AccessDeniedException", "AccessForbidden",
+                    "UnrecognizedClientException", "InvalidSignatureException",
+                    "ExpiredTokenException", "InvalidClientTokenId"):
+            return (f"access denied ({code}): {err.get('Message') or exc}; check the role's "
+                    "permissions (README: permissions)")
+    return None

@@ -152,34 +152,6 @@ def _resume_hint(settings: Settings) -> str:
             "finished partitions are not sent again.")
 
 
-def environment_problem(exc: BaseException) -> str | None:
-    """One line for what the environment refused (credentials, endpoint, permissions)."""
-    from botocore.exceptions import (
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-        PartialCredentialsError,
-    )
-
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return ("no AWS credentials found: run where a role is attached (Glue, EMR) or set "
-                "AWS_PROFILE / the standard credential chain")
-    if isinstance(exc, NoRegionError):
-        return "no AWS region: set aws.region in the conf"
-    if isinstance(exc, EndpointConnectionError):
-        return f"cannot reach the endpoint: {exc}"
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        code = err.get("Code", "")
-        if code in ("AccessDenied", "AccessDeniedException", "AccessForbidden",
-                    "UnrecognizedClientException", "InvalidSignatureException",
-                    "ExpiredTokenException", "InvalidClientTokenId"):
-            return (f"access denied ({code}): {err.get('Message') or exc}; check the role's "
-                    "permissions (README: permissions)")
-    return None
-
-
 def main(argv: list[str] | None = None, prog: str = "migrate.py") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     global _debug
@@ -234,6 +206,8 @@ def _report_failure(exc: BaseException, settings: Settings | None) -> int:
     elif isinstance(exc, MigrationError) and not isinstance(exc, Aborted):
         line, code = str(exc), exc.exit_code
     else:
+        from .aws import environment_problem  # boto3 loads only when needed
+
         problem = environment_problem(exc)
         line = problem or (str(exc) if isinstance(exc, Aborted) else executor_error_line(exc))
         code = Aborted.exit_code if planned else BadInput.exit_code

@@ -206,6 +206,9 @@ class Preflight:
 
     @staticmethod
     def denied(what: str, exc: BaseException) -> BadInput:
+        problem = aws.environment_problem(exc)
+        if problem:
+            return BadInput(f"preflight: {what}: {problem}")
         code = aws.error_code(exc)
         if code == "ConnectionError":
             return BadInput(f"preflight: {what}: cannot reach the endpoint (check the network "
