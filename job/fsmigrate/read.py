@@ -2,7 +2,7 @@
 
 An offline-only source gives the latest non-deleted state of every record from its Parquet; a
 source with an online store gives its current values (the truth). Both are filtered, cut by
---resume-from and encoded as the target expects (select.py's transforms).
+--resume-from and encoded as the target expects (select.py's and wire.py's transforms).
 """
 
 from __future__ import annotations
