@@ -101,3 +101,16 @@ def moto_s3():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture
+def conf(tmp_path):
+    """Write a YAML conf into tmp_path and return its path."""
+    counter = iter(range(1000))
+
+    def write(text: str) -> str:
+        path = tmp_path / f"conf-{next(counter)}.yaml"
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+    return write

@@ -9,7 +9,8 @@ from datetime import datetime
 
 import pytest
 from fsmigrate.groups import FRACTIONAL, INTEGRAL, STRING, Feature, FeatureMapping
-from fsmigrate.select import drop_deleted, encode_for_target, latest_state
+from fsmigrate.select import drop_deleted, latest_state
+from fsmigrate.wire import encode_for_target
 from pyspark.sql.types import (
     ArrayType,
     BooleanType,

@@ -14,7 +14,7 @@ import zipfile
 
 import boto3
 import pytest
-from fsmigrate.settings import parse_args
+from fsmigrate.arguments import parse_args
 from jobtools import ROOT
 
 ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/fsmigrate"

@@ -2,7 +2,7 @@
 
 An offline-only source gives the latest non-deleted state of every record from its Parquet; a
 source with an online store gives its current values (the truth). Both are filtered, cut by
---resume-from and encoded as the target expects (select.py's transforms).
+--resume-from and encoded as the target expects (select.py's and wire.py's transforms).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from .select import (
     apply_filter,
     count_selection,
     drop_deleted,
-    encode_for_target,
     event_time_key,
     latest_state,
 )
@@ -33,6 +32,7 @@ from .sources import IDS_FROM_OFFLINE
 from .sources.offline import footer_stats, read_offline
 from .sources.online import TTL_SECONDS, WIRE, check_offline_status, read_online, typed_view
 from .storage import Store
+from .wire import encode_for_target
 
 SAMPLE_RECORDS = 3
 # Feature names can't start with "_": these never collide with a feature.

@@ -8,9 +8,9 @@ import time
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from .calls import Health, shared
 from .encode import ENTRY, with_entries
 from .groups import GroupSpec
+from .pacing import Health, shared
 from .partitions import Counters, for_each_partition, task_share
 from .plan import Plan
 from .progress import LiveFeed, LiveReporter

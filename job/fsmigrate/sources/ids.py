@@ -11,9 +11,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .. import aws
-from ..calls import ABORT, Caller, CallFailed, RateLimiter, RetryPolicy, Tally
+from ..calls import ABORT, Caller, CallFailed, RetryPolicy, Tally
 from ..errors import Aborted
 from ..groups import GroupSpec
+from ..pacing import RateLimiter
 from ..storage import Store
 from .offline import read_offline
 
