@@ -24,8 +24,9 @@ COLUMNS = ("rid", "ts", "n", "x", "s", "tags", "ttl")
 # TTL counts from the event time: keep it recent so that records with a TTL are still there
 EVENT_TIME = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 # values JSON escapes: quotes, backslashes, control characters, non-ASCII, astral plane
-# JSON escapes of every kind; no line terminator (the service refuses those, limits.py)
-ODD = ['quote " and \\ back', "tab\tback\bspace\x01 feed\f", "naïve ünïcödé ✓", "emoji 😀 𝄞", "", " "]
+# (no line terminator: the service refuses those, limits.py)
+ODD = ['quote " and \\ back', "tab\tback\bspace\x01 feed\f", "naïve ünïcödé ✓", "emoji 😀 𝄞",
+       "", " "]
 
 
 def rows(n: int) -> list[tuple]:

@@ -244,3 +244,22 @@ def test_migrate_py_under_an_older_python_says_how_to_pick_3_11():
 
 def test_migrate_py_with_a_faked_python_3_9():
     run_too_old(sys.executable, "3.9")
+
+
+def test_the_preflight_imports_without_pyspark():
+    """The preflight runs before Spark starts, and the packed environment ships no pyspark:
+    nothing it imports may need pyspark at import time."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'pyspark':\n"
+            "            raise ModuleNotFoundError(name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import fsmigrate.cli, fsmigrate.preflight, fsmigrate.settings\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr

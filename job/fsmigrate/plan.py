@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .groups import Compatibility, GroupSpec, compat_table
-from .partitions import partition_count
 
 if TYPE_CHECKING:
     from .read import Selection
@@ -99,6 +98,8 @@ def make_plan(settings: Settings, parallelism: int, source: GroupSpec, target: G
               compat: Compatibility, selection: Selection, write_api: str,
               filter_query: str | None, samples: list[dict[str, Any]]) -> Plan:
     m = settings.migration
+    from .partitions import partition_count  # pyspark: the preflight imports plan before Spark
+
     partitions = partition_count(selection.counts.selected, m.partition_records, parallelism)
     calls, seconds, rate = estimate(selection.counts.selected, write_api, m.max_tps)
     return Plan(
