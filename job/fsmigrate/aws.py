@@ -94,7 +94,7 @@ class AwsSettings:
     def for_side(self, region: str | None = None, endpoint_url: str | None = None,
                  role_arn: str | None = None, external_id: str | None = None) -> AwsSettings:
         """These settings with one side's overrides (aws.source / aws.target); unset ones
-        inherit. Unchanged settings come back as they are (same client caches)."""
+        inherit. No overrides: equal settings (the same cached clients)."""
         side = replace(self, region=region or self.region,
                        endpoint_url=endpoint_url or self.endpoint_url,
                        role_arn=role_arn or self.role_arn,
