@@ -7,6 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 from fsmigrate import aws
+from jobtools import assumed_roles
 
 BOTOCORE_DATA = __import__("botocore").__path__[0] + "/data/_retry.json"
 
@@ -55,14 +56,6 @@ def test_not_found_is_its_own_kind(code, status, message, kind):
 
 
 # ---- a side's role: assumed through STS (moto's server), refreshed before it expires -------
-
-def assumed_roles() -> dict[str, object]:
-    """Every AssumeRole moto's STS answered in this process: {access key id: AssumedRole}."""
-    from moto.sts.models import sts_backends
-
-    return {r.access_key_id: r for account in list(sts_backends)
-            for backend in sts_backends[account].values() for r in backend.assumed_roles}
-
 
 def test_a_side_with_a_role_calls_as_that_role(moto_s3):
     role = "arn:aws:iam::111111111111:role/fsmigrate-src"

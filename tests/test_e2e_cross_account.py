@@ -12,6 +12,7 @@ import emulator_process
 import pytest
 import yaml
 from jobtools import (
+    assumed_roles,
     create_group,
     expected_latest,
     list_online_ids,
@@ -39,14 +40,6 @@ def target_emulator(tmp_path_factory):
     emu = emulator_process.start(tmp_path_factory.mktemp("target-emulator"))
     yield emu
     emu.stop()
-
-
-def assumed_roles() -> dict[str, object]:
-    """Every AssumeRole moto's STS answered (it runs in this process): {key id: AssumedRole}."""
-    from moto.sts.models import sts_backends
-
-    return {r.access_key_id: r for account in list(sts_backends)
-            for backend in sts_backends[account].values() for r in backend.assumed_roles}
 
 
 def new_callers(before: dict, after: dict) -> dict[str, dict]:
