@@ -264,6 +264,16 @@ def mismatches(actual: dict[str, dict[str, str]], expected: dict[str, dict],
     return problems
 
 
+def assumed_roles() -> dict:
+    """Every AssumeRole moto's STS answered in this process (the tests' moto server runs in
+    it): {access key id: moto's AssumedRole (role_arn, external_id, secret_access_key,
+    session_token ...)}."""
+    from moto.sts.models import sts_backends
+
+    return {r.access_key_id: r for account in list(sts_backends)
+            for backend in sts_backends[account].values() for r in backend.assumed_roles}
+
+
 class FakeClock:
     """A clock that only moves when someone sleeps."""
 

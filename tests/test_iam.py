@@ -111,3 +111,59 @@ def test_readme_iam_command_works_as_written():
     policy = json.loads(done.stdout)
     assert "arn:aws:sagemaker:us-east-1:123456789012:feature-group/my-source" in {
         s["Resource"] for s in policy["Statement"] if isinstance(s["Resource"], str)}
+
+
+SOURCE_ROLE = "arn:aws:iam::444455556666:role/fsmigrate-source"
+TARGET_ROLE = "arn:aws:iam::777788889999:role/fsmigrate-target"
+
+
+def test_sides_with_roles_move_to_the_assumed_roles(moto_s3):
+    s = scope(source_role_arn=SOURCE_ROLE, target_role_arn=TARGET_ROLE, target_region="us-west-2",
+              clear_target=True, job_role_arn="arn:aws:iam::111122223333:role/glue-job",
+              external_id="ext-1")
+    job = iam.merged_policy(s)
+    by_sid = {st["Sid"]: st for st in job["Statement"]}
+    # the job's own role: assume both, read the offline store, clear the target's offline
+    # files and keep the run folder; no Feature Store call of its own
+    assert by_sid["AssumeSideRoles"] == {"Sid": "AssumeSideRoles", "Effect": "Allow",
+                                         "Action": ["sts:AssumeRole"],
+                                         "Resource": [SOURCE_ROLE, TARGET_ROLE]}
+    assert not any(a.startswith("sagemaker:") for a in actions(job))
+    assert {"SourceOfflineObjects", "TargetOfflineClearObjects", "RunFolderObjects"} <= set(by_sid)
+    # each assumed role: its group's calls, in its own account (and region), no S3
+    source = iam.side_policy(s, "source")
+    assert actions(source) == {"sagemaker:DescribeFeatureGroup", "sagemaker:BatchGetRecord",
+                               "sagemaker:ListRecords"}
+    assert source["Statement"][0]["Resource"] == \
+        "arn:aws:sagemaker:eu-west-1:444455556666:feature-group/src-group"
+    target = iam.side_policy(s, "target")
+    assert "sagemaker:DeleteRecord" in actions(target) and not actions(target) & {"s3:GetObject"}
+    assert target["Statement"][0]["Resource"] == \
+        "arn:aws:sagemaker:us-west-2:777788889999:feature-group/tgt-group"
+    trust = iam.trust_policy(s, "target")["Statement"][0]
+    assert trust["Principal"] == {"AWS": "arn:aws:iam::111122223333:role/glue-job"}
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": "ext-1"}}
+    client = boto3.client("iam", region_name="us-east-1", endpoint_url=moto_s3)
+    for name, policy in (("xa-job", job), ("xa-source", source), ("xa-target", target)):
+        client.create_policy(PolicyName=name, PolicyDocument=json.dumps(policy))
+    made = client.create_role(RoleName="xa-target-role",
+                              AssumeRolePolicyDocument=json.dumps(iam.trust_policy(s, "target")))
+    assert made["Role"]["Arn"].endswith(":role/xa-target-role")
+
+
+def test_command_says_whose_policy_it_prints():
+    base = [sys.executable, "-m", "fsmigrate.iam", "--source", "a", "--target", "b",
+            "--output-uri", "s3://runs/x", "--source-role-arn", SOURCE_ROLE]
+    done = subprocess.run([*base, "--side", "source"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(f"# the source side's policy: attach it to {SOURCE_ROLE}")
+    assert "--side source-trust" in done.stderr
+    assert json.loads(done.stdout)["Statement"][0]["Sid"] == "SourceGroup"
+    trust = subprocess.run([*base, "--side", "source-trust"], capture_output=True, text=True,
+                           timeout=60)
+    assert json.loads(trust.stdout)["Statement"][0]["Action"] == "sts:AssumeRole"
+    no_role = subprocess.run([*base, "--side", "target-trust"], capture_output=True, text=True,
+                             timeout=60)
+    assert no_role.returncode == 2
+    assert no_role.stderr.strip() == "error: --side target-trust needs --target-role-arn"

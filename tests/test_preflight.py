@@ -263,3 +263,49 @@ def test_the_preflight_imports_without_pyspark():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+# ---- cross-account: each side as its role (moto's STS) ---------------------------------------
+
+def side_settings(tmp_path, emulator, moto_url: str, source_role: str, target_role: str):
+    conf = tmp_path / f"sides-{uuid.uuid4().hex[:6]}.yaml"
+    conf.write_text(yaml.safe_dump({
+        "aws": {"region": "us-east-1", "endpoint_url": emulator.url, "sts_endpoint_url": moto_url,
+                "source": {"role_arn": source_role}, "target": {"role_arn": target_role}},
+        "storage": {"local_root": str(emulator.data_dir)},
+        "output": {"uri": "s3://local-feature-store/runs"}}))
+    return load_settings(["--conf", str(conf), "--source", ONLINE_SOURCE, "--target", TARGET,
+                          "--clear-target", "--yes"])
+
+
+def test_checks_name_the_side_and_its_role(groups, tmp_path, moto_s3):
+    source_role = f"arn:aws:iam::111111111111:role/pf-src-{uuid.uuid4().hex[:6]}"
+    target_role = f"arn:aws:iam::222222222222:role/pf-tgt-{uuid.uuid4().hex[:6]}"
+    s = side_settings(tmp_path, groups, moto_s3, source_role, target_role)
+    text = "\n".join(preflight(s, master="local[2]"))
+    assert f"DescribeFeatureGroup source {ONLINE_SOURCE} (as role {source_role}): online" in text
+    assert f"DescribeFeatureGroup target {TARGET} (as role {target_role}): online+offline" in text
+    assert f"BatchGetRecord on {ONLINE_SOURCE} (as role {source_role})" in text
+    assert f"ListRecords on {TARGET} (--clear-target (as role {target_role}))" in text
+
+
+def test_a_refused_assume_role_is_one_line(groups, tmp_path, moto_s3):
+    """moto enforcing authentication: the job's own keys ("testing") are no IAM user's, so STS
+    refuses AssumeRole as AWS does an unknown key (InvalidClientTokenId)."""
+    role = f"arn:aws:iam::111111111111:role/pf-refused-{uuid.uuid4().hex[:6]}"
+    s = side_settings(tmp_path, groups, moto_s3, role, role)
+    import urllib.request
+
+    def moto_auth_after(actions: bytes) -> None:  # moto's own switch (text body: not a form)
+        urllib.request.urlopen(urllib.request.Request(
+            f"{moto_s3}/moto-api/reset-auth", actions, method="POST",
+            headers={"Content-Type": "text/plain"}), timeout=10)
+
+    moto_auth_after(b"0")
+    try:
+        message = refusal(s)
+    finally:
+        moto_auth_after(b"inf")  # the default: never
+    assert message.startswith(f"preflight: DescribeFeatureGroup on source {ONLINE_SOURCE} "
+                              f"(as role {role}): cannot assume the role (InvalidClientTokenId)")
+    assert "sts:AssumeRole" in message

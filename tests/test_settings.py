@@ -415,3 +415,67 @@ def test_resume_and_retry_take_the_groups_from_the_earlier_plan():
     assert load_settings(["--retry-failures", "run-1"]).target == ""
     with pytest.raises(BadInput, match="no source feature group"):
         load_settings(["--target", "b"])
+
+
+# ---- cross-account: aws.source / aws.target ------------------------------------------------
+
+SOURCE_ROLE = "arn:aws:iam::111111111111:role/fsmigrate-source"
+TARGET_ROLE = "arn:aws-cn:iam::222222222222:role/path/fsmigrate-target"
+
+
+def test_sides_inherit_what_they_do_not_set(conf):
+    path = conf("aws:\n  region: us-east-1\n  endpoint_url: http://127.0.0.1:1\n"
+                "  sts_endpoint_url: http://127.0.0.1:2\n"
+                "  source:\n    region: eu-west-1\n    role_arn: " + SOURCE_ROLE + "\n"
+                "    external_id: ext-1\n"
+                "  target:\n    endpoint_url: http://127.0.0.1:3\n    role_arn: " + TARGET_ROLE
+                + "\n")
+    s = load_settings(["--conf", path, *BASE])
+    src, tgt = s.source_aws, s.target_aws
+    assert (src.region, src.endpoint_url, src.role_arn, src.external_id) == (
+        "eu-west-1", "http://127.0.0.1:1", SOURCE_ROLE, "ext-1")
+    assert (tgt.region, tgt.endpoint_url, tgt.role_arn, tgt.external_id) == (
+        "us-east-1", "http://127.0.0.1:3", TARGET_ROLE, None)
+    # AssumeRole goes to the job's own region and STS endpoint, whatever the side's region
+    assert src.sts_region == tgt.sts_region == "us-east-1"
+    assert src.sts_endpoint_url == tgt.sts_endpoint_url == "http://127.0.0.1:2"
+    # the job's own identity (S3, STS) assumes nothing
+    assert s.aws.role_arn is None and s.aws.region == "us-east-1"
+    # hashable (client-cache keys), equal when equal, and no secret in them
+    assert len({src, tgt, s.source_aws, s.target_aws}) == 2
+    assert "secret" not in repr(src).lower() and "token" not in repr(src).lower()
+
+
+def test_without_sides_both_are_the_jobs_own_settings(conf):
+    s = load_settings(["--conf", conf("aws:\n  region: eu-central-1\n"), *BASE])
+    assert s.source_aws == s.aws == s.target_aws  # equal: the same cached clients
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("aws:\n  source:\n    role: x\n", "unknown key aws.source.role (known: endpoint_url, "
+                                           "external_id, region, role_arn)"),
+        ("aws:\n  target:\n    secret_access_key: x\n", "looks like a credential"),
+        ("aws:\n  source: eu-west-1\n", "aws.source must be a mapping"),
+        ("aws:\n  target:\n    role_arn: arn:aws:iam::12345:role/x\n",
+         "aws.target.role_arn 'arn:aws:iam::12345:role/x' is not an IAM role ARN"),
+        ("aws:\n  target:\n    role_arn: arn:aws:iam::123456789012:user/x\n",
+         "is not an IAM role ARN"),
+        ("aws:\n  source:\n    external_id: e\n", "set aws.source.role_arn too"),
+        ("aws:\n  source:\n    region: 5\n", "aws.source.region must be text"),
+        ("aws:\n  source:\n    region: Europe\n", "aws.source.region 'Europe' is not"),
+        ("aws:\n  target:\n    endpoint_url: localhost:1\n", "aws.target.endpoint_url must"),
+        ("aws:\n  sts_endpoint_url: localhost:1\n", "aws.sts_endpoint_url must"),
+    ],
+)
+def test_bad_sides_are_refused_in_one_line(conf, text, fragment):
+    assert fragment in bad_input(["--conf", conf(text), *BASE])
+
+
+def test_bad_side_is_exit_2_from_the_job(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("aws:\n  source:\n    role_arn: nope\n")
+    done = _run([PYTHON, "job/migrate.py", "--conf", str(path), *BASE])
+    assert done.returncode == 2
+    assert "aws.source.role_arn 'nope' is not an IAM role ARN" in _one_error_line(done.stderr)

@@ -8,12 +8,16 @@ are known here only: :func:`describe_error` turns any exception a call raises in
 from __future__ import annotations
 
 import os
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -47,7 +51,11 @@ THROTTLE_STATUSES = frozenset({429, 509})
 RETRYABLE_CODES = frozenset({"InternalFailure", "ServiceUnavailable", "InternalServerError"})
 SYSTEMIC_CODES = frozenset(
     {"AccessForbidden", "AccessDeniedException", "UnrecognizedClientException",
-     "InvalidSignatureException", "ExpiredTokenException"}
+     "InvalidSignatureException", "ExpiredTokenException",
+     # STS AssumeRole refused (during a refresh too), or no credentials to assume it with:
+     # every call of the side would fail the same way
+     "AccessDenied", "InvalidClientTokenId", "RegionDisabledException",
+     "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}
 )
 NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException"})
 # PutRecord, DeleteRecord and BatchGetRecord list no ResourceNotFound (botocore's
@@ -64,13 +72,40 @@ PERMANENT = "permanent"
 NOT_FOUND = "not_found"  # the group may be gone: confirm before stopping (calls.Caller.gone)
 
 
+ROLE_ARN = re.compile(r"^arn:aws[-a-z]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+ROLE_SESSION_NAME = "fsmigrate"
+
+
 @dataclass(frozen=True)
 class AwsSettings:
+    """Where and as whom one side's calls go. Hashable (a client-cache key) and shipped to the
+    executors, so it holds no secret: with ``role_arn`` every process assumes the role itself."""
+
     region: str = "us-east-1"
     endpoint_url: str | None = None  # SageMaker control plane and runtime (the emulator locally)
     s3_endpoint_url: str | None = None
     # BatchWriteRecord through fast_http ("fast") or through boto3's generic path ("boto3")
     sender: str = "fast"
+    sts_endpoint_url: str | None = None  # STS (moto locally)
+    role_arn: str | None = None  # assumed through STS with the job's own credentials
+    external_id: str | None = None
+    sts_region: str | None = None  # the job's own region: where AssumeRole goes
+
+    def for_side(self, region: str | None = None, endpoint_url: str | None = None,
+                 role_arn: str | None = None, external_id: str | None = None) -> AwsSettings:
+        """These settings with one side's overrides (aws.source / aws.target); unset ones
+        inherit. No overrides: equal settings (the same cached clients)."""
+        side = replace(self, region=region or self.region,
+                       endpoint_url=endpoint_url or self.endpoint_url,
+                       role_arn=role_arn or self.role_arn,
+                       external_id=external_id or self.external_id)
+        if side.role_arn and not side.sts_region:
+            side = replace(side, sts_region=self.region)
+        return side
+
+    def describe(self) -> str:
+        """For messages: the region, and the role when one is assumed."""
+        return self.region + (f", as role {self.role_arn}" if self.role_arn else "")
 
 
 SENDERS = ("fast", "boto3")
@@ -86,8 +121,64 @@ def _config(max_pool: int = 10, validate: bool = True, timeout: float = 30.0) ->
     )
 
 
+class _NoCache(dict):
+    """The fetcher's cache, kept empty: the refreshable credentials are the cache, and the
+    fetcher's own one (checked against the wall clock) would answer a refresh with the very
+    credentials being replaced."""
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+_role_credentials: dict[tuple, DeferredRefreshableCredentials] = {}
+_sessions_lock = threading.Lock()
+
+
+def role_credentials(aws: AwsSettings, time_fetcher=None) -> DeferredRefreshableCredentials:
+    """The credentials of ``aws.role_arn`` in this process: botocore's own AssumeRole fetcher
+    behind refreshable credentials, so they are fetched on first use and again ahead of their
+    expiry, whatever the run's length. AssumeRole is called with the job's own credentials (the
+    default chain) in the job's region (``sts_region``, ``sts_endpoint_url``). One per process
+    and role (keyed by pid too: a forked child refreshes on its own). ``time_fetcher``: a
+    clock for tests (botocore's ``_local_now`` otherwise)."""
+    key = (os.getpid(), aws.role_arn, aws.external_id, aws.sts_region, aws.sts_endpoint_url)
+    with _sessions_lock:
+        credentials = _role_credentials.get(key) if time_fetcher is None else None
+        if credentials is not None:
+            return credentials
+        base = botocore.session.Session()
+        source = base.get_credentials()
+        if source is None:
+            raise NoCredentialsError()
+        extra = {"RoleSessionName": ROLE_SESSION_NAME}
+        if aws.external_id:
+            extra["ExternalId"] = aws.external_id
+        sts_config = Config(retries={"mode": "standard"}, connect_timeout=30, read_timeout=30)
+        fetcher = AssumeRoleCredentialFetcher(
+            partial(base.create_client, region_name=aws.sts_region or aws.region,
+                    endpoint_url=aws.sts_endpoint_url, config=sts_config),
+            source, aws.role_arn, extra_args=extra, cache=_NoCache())
+        kwargs = {"time_fetcher": time_fetcher} if time_fetcher is not None else {}
+        credentials = DeferredRefreshableCredentials(fetcher.fetch_credentials, "assume-role",
+                                                     **kwargs)
+        if time_fetcher is None:
+            _role_credentials[key] = credentials
+        return credentials
+
+
+def session(aws: AwsSettings) -> boto3.session.Session:
+    """A boto3 session for one side: the default chain (Glue's or EMR's role, AWS_PROFILE, the
+    environment) without ``role_arn``, else that role's refreshable credentials. A new session
+    per client, as boto3 sessions are not thread-safe; the credentials object is shared."""
+    if not aws.role_arn:
+        return boto3.session.Session()
+    core = botocore.session.Session()
+    core._credentials = role_credentials(aws)  # what get_credentials() hands every client
+    return boto3.session.Session(botocore_session=core)
+
+
 def control_client(aws: AwsSettings):
-    return boto3.session.Session().client(
+    return session(aws).client(
         "sagemaker", region_name=aws.region, endpoint_url=aws.endpoint_url, config=_config()
     )
 
@@ -108,7 +199,7 @@ def runtime_client(aws: AwsSettings, max_pool: int = 10):
     with _runtime_clients_lock:
         client = _runtime_clients.get(key)
         if client is None:
-            client = _runtime_clients[key] = boto3.session.Session().client(
+            client = _runtime_clients[key] = session(aws).client(
                 "sagemaker-featurestore-runtime",
                 region_name=aws.region,
                 endpoint_url=aws.endpoint_url,
@@ -133,12 +224,15 @@ def writer_client(aws: AwsSettings, max_pool: int = 10):
     with _runtime_clients_lock:
         fast = _writer_clients.get(key)
         if fast is None:
-            credentials = boto3.session.Session().get_credentials()
-            fast = _writer_clients[key] = FastRuntimeClient(client, credentials, max_pool)
+            # a role's refreshable credentials: fast_http freezes them per request, so a
+            # refresh applies to the next call
+            fast = _writer_clients[key] = FastRuntimeClient(
+                client, session(aws).get_credentials(), max_pool)
         return fast
 
 
 def s3_client(aws: AwsSettings):
+    """The job's own identity, whatever the sides assume (run folder, conf, offline stores)."""
     return boto3.session.Session().client(
         "s3", region_name=aws.region, endpoint_url=aws.s3_endpoint_url, config=_config()
     )
@@ -334,6 +428,10 @@ def environment_problem(exc: BaseException) -> str | None:
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = err.get("Code", "")
+        if getattr(exc, "operation_name", "") == "AssumeRole":
+            return (f"cannot assume the role ({code}): {shorten(err.get('Message') or exc)}; "
+                    "the job's own role needs sts:AssumeRole on it and the role's trust "
+                    "policy must allow the job's role (README: cross-account)")
         if code in ("AccessDenied", "AccessDeniedException", "AccessForbidden",
                     "UnrecognizedClientException", "InvalidSignatureException",
                     "ExpiredTokenException", "InvalidClientTokenId"):

@@ -91,7 +91,7 @@ def clear_target(spark: SparkSession, target: GroupSpec, store: Store,
     started = time.monotonic()
     deleted = 0
     if target.online:
-        source, ids = _online_ids(spark, target, store, settings.aws)
+        source, ids = _online_ids(spark, target, store, settings.target_aws)
         if isinstance(ids, DataFrame):  # counted, then deleted: read the offline store once
             ids = ids.persist(StorageLevel.MEMORY_AND_DISK)
         try:
@@ -103,7 +103,7 @@ def clear_target(spark: SparkSession, target: GroupSpec, store: Store,
             if isinstance(ids, DataFrame):
                 ids.unpersist()
         if source == IDS_FROM_SCAN:
-            check_online_empty(target, settings.aws)
+            check_online_empty(target, settings.target_aws)
     offline_deleted = delete_offline(target, store)
     log.info("cleared %s in %.1f s: %d online records, %d offline objects deleted", target.name,
              time.monotonic() - started, deleted, offline_deleted)

@@ -154,7 +154,7 @@ def delete_online(spark: SparkSession, target: GroupSpec, ids: list[str] | DataF
     partitions = partition_count(total, m.partition_records, sc.defaultParallelism)
     event_feature = target.feature(target.event_time)
     deleter = DeleteSettings(
-        aws=settings.aws,
+        aws=settings.target_aws,
         group=target.name,
         event_time_feature=target.event_time,
         fractional_event_time=bool(event_feature and event_feature.type == FRACTIONAL),

@@ -114,12 +114,16 @@ def describe(aws_settings: AwsSettings, name: str, role: str) -> GroupSpec:
     try:
         return spec_from_description(aws.describe_feature_group(client, name))
     except Exception as exc:
+        if getattr(exc, "operation_name", "") == "AssumeRole":
+            raise  # the environment's problem, said in one line by the caller
         code = aws.error_code(exc)
         if code in ("ResourceNotFound", "ResourceNotFoundException", "ValidationException"):
-            raise BadInput(f"{role} feature group {name} not found in {aws_settings.region}: "
-                           "check the name and aws.region") from None
+            raise BadInput(f"{role} feature group {name} not found in "
+                           f"{aws_settings.describe()}: check the name and aws.{role}.region "
+                           "(or aws.region)") from None
         if aws.classify(code) == aws.SYSTEMIC:
-            raise Aborted(f"cannot describe {role} feature group {name}: {code}") from None
+            raise Aborted(f"cannot describe {role} feature group {name} "
+                          f"({aws_settings.describe()}): {code}") from None
         raise
 
 

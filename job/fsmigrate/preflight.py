@@ -68,15 +68,13 @@ class Preflight:
         self.ok(f"Python {platform.python_version()}, botocore {aws.botocore_version()}")
         self.check_output_is_shared()
         source_name, target_name = self.group_names()
-        control = aws.control_client(s.aws)
-        runtime = aws.runtime_client(s.aws)
-        source = self.describe(control, source_name, "source") if source_name else None
-        target = self.describe(control, target_name, "target") if target_name else None
-        self.check_write_api(runtime)
+        source = self.describe(source_name, "source") if source_name else None
+        target = self.describe(target_name, "target") if target_name else None
+        self.check_write_api(aws.runtime_client(s.target_aws))
         if source is not None and not s.retry_failures:
-            self.check_source_reads(runtime, source)
+            self.check_source_reads(aws.runtime_client(s.source_aws), source)
         if target is not None and s.migration.clear_target:
-            self.check_clear(runtime, target)
+            self.check_clear(aws.runtime_client(s.target_aws), target)
         self.check_output_writable()
         return self.checked
 
@@ -108,17 +106,27 @@ class Preflight:
             return s.source, s.target
         return s.source or plan.source["name"], s.target or plan.target["name"]
 
-    def describe(self, client, name: str, role: str) -> GroupSpec:
+    def side(self, role: str) -> aws.AwsSettings:
+        return self.settings.source_aws if role == "source" else self.settings.target_aws
+
+    def as_whom(self, role: str) -> str:
+        """' (as role ARN)' when the side assumes one: messages say whose permission failed."""
+        arn = self.side(role).role_arn
+        return f" (as role {arn})" if arn else ""
+
+    def describe(self, name: str, role: str) -> GroupSpec:
+        side = self.side(role)
         try:
-            spec = spec_from_description(aws.describe_feature_group(client, name))
+            spec = spec_from_description(
+                aws.describe_feature_group(aws.control_client(side), name))
         except Exception as exc:
             code = aws.error_code(exc)
             if code in NOT_FOUND:
-                region = self.settings.aws.region
-                raise BadInput(f"{role} feature group {name} not found in {region}: check the "
-                               "name and aws.region") from None
-            raise self.denied(f"DescribeFeatureGroup on {role} {name}", exc) from None
-        self.ok(f"DescribeFeatureGroup {role} {name}: {spec.kind}")
+                raise BadInput(f"{role} feature group {name} not found in {side.describe()}: "
+                               f"check the name and aws.{role}.region (or aws.region)") from None
+            raise self.denied(f"DescribeFeatureGroup on {role} {name}{self.as_whom(role)}",
+                              exc) from None
+        self.ok(f"DescribeFeatureGroup {role} {name}{self.as_whom(role)}: {spec.kind}")
         return spec
 
     def check_write_api(self, runtime) -> None:
@@ -146,17 +154,19 @@ class Preflight:
             why = ("id_source: scan" if id_source == "scan"
                    else f"reading the online store of {source.name}, whose record ids cannot "
                         "come from an offline store")
-            self.list_records(runtime, source.name, why)
+            self.list_records(runtime, source.name, why + self.as_whom("source"))
 
     def check_clear(self, runtime, target: GroupSpec) -> None:
         if target.offline and target.offline_uri:
             self.list_prefix(target.offline_uri, "target offline store (--clear-target)")
         if not target.online:
             return
+        whom = self.as_whom("target")
         if aws.has_list_records(runtime):
-            self.list_records(runtime, target.name, "--clear-target")
+            self.list_records(runtime, target.name, "--clear-target" + whom)
         elif not target.offline:
-            self.list_records(runtime, target.name, "--clear-target of an online-only group")
+            self.list_records(runtime, target.name,
+                              "--clear-target of an online-only group" + whom)
         else:
             self.ok(f"--clear-target of {target.name}: record ids from its offline store "
                     "(this botocore has no ListRecords)")
@@ -177,8 +187,9 @@ class Preflight:
         try:
             aws.batch_get_record(runtime, group, [PROBE_ID], expiration=False)
         except Exception as exc:
-            raise self.denied(f"BatchGetRecord on {group}", exc) from None
-        self.ok(f"BatchGetRecord on {group}")
+            raise self.denied(f"BatchGetRecord on {group}{self.as_whom('source')}",
+                              exc) from None
+        self.ok(f"BatchGetRecord on {group}{self.as_whom('source')}")
 
     def list_prefix(self, uri: str, what: str) -> bool:
         """Whether the prefix holds anything; proves the listing permission on S3."""

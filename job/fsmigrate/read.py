@@ -146,7 +146,7 @@ def select_online(spark: SparkSession, settings: Settings, source: GroupSpec,
                   filter_query: str | None, resume_from: str | None) -> Selection:
     """Current values from the source's online store (the truth), filtered, encoded."""
     m = settings.migration
-    read = read_online(spark, source, store, settings.aws, m.id_source,
+    read = read_online(spark, source, store, settings.source_aws, m.id_source,
                        max_workers=m.max_workers, max_tps=m.read_tps,
                        max_attempts=m.max_attempts,
                        progress_interval=m.progress_interval_seconds,

@@ -79,10 +79,10 @@ def retry_failures(settings: Settings, spark_factory: Callable[[], SparkSession]
     if not failures:
         print(f"run {old.run_id} has no failed records: nothing to retry")
         return 0
-    target = describe(settings.aws, old.target["name"], "target")
+    target = describe(settings.target_aws, old.target["name"], "target")
     phases.mark("describe")
     m = settings.migration
-    write_api = resolve_write_api(m.write_api, aws.runtime_client(settings.aws))
+    write_api = resolve_write_api(m.write_api, aws.runtime_client(settings.target_aws))
 
     columns = [f.name for f in target.features if any(f.name in r for r in failures)]
     extra = [c for c in failures[0] if c not in columns]  # e.g. the TTL column

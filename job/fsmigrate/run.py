@@ -39,8 +39,8 @@ def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> in
     settings, folder, earlier_plan = open_run(settings, store)
 
     m = settings.migration
-    source = describe(settings.aws, settings.source, "source")
-    target = describe(settings.aws, settings.target, "target")
+    source = describe(settings.source_aws, settings.source, "source")
+    target = describe(settings.target_aws, settings.target, "target")
     phases.mark("describe")
     compat = check_groups(source, target, m.missing_features, m.ttl)
     if m.clear_target:
@@ -48,7 +48,7 @@ def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> in
         if not m.dry_run:
             confirm_clear(settings, target.name, sys.stdin.isatty(), input)
 
-    write_api = resolve_write_api(m.write_api, aws.runtime_client(settings.aws))
+    write_api = resolve_write_api(m.write_api, aws.runtime_client(settings.target_aws))
     spark = spark_factory()
     filter_query = normalize_filter(m.filter_query)
     selection = select_records(spark, settings, source, target, compat, store, filter_query)
@@ -63,13 +63,13 @@ def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> in
         plan.target_empty, plan.target_empty_how = True, "cleared before writing"
     else:
         plan.target_empty, plan.target_empty_how = target_emptiness(
-            target, store, aws.runtime_client(settings.aws))
+            target, store, aws.runtime_client(settings.target_aws))
     phases.mark("plan")
     if earlier_plan is not None and not earlier_plan.dry_run and folder.has_report():
         return reverify(spark, selection, plan, target, settings, folder, phases)
 
     if m.clear_target:
-        plan.clear_target = plan_clear(spark, target, store, settings.aws).to_json()
+        plan.clear_target = plan_clear(spark, target, store, settings.target_aws).to_json()
     if m.dry_run:
         plan.dry_run = True
         print(format_plan(plan, compat))

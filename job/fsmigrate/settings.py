@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from .arguments import WRITE_API_CHOICES, parse_args, parse_bool
-from .aws import SENDERS, AwsSettings
+from .aws import ROLE_ARN, SENDERS, AwsSettings
 from .errors import BadInput
 from .sources import ID_SOURCES
 
@@ -56,10 +56,22 @@ class MigrationOptions:
 
 
 @dataclass(frozen=True)
+class AwsSide:
+    """aws.source / aws.target: what one side overrides of `aws:` (unset: inherited)."""
+
+    region: str | None = None
+    endpoint_url: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     source: str
     target: str
-    aws: AwsSettings = field(default_factory=AwsSettings)
+    aws: AwsSettings = field(default_factory=AwsSettings)  # the job's own: S3, STS
+    source_side: AwsSide = field(default_factory=AwsSide)
+    target_side: AwsSide = field(default_factory=AwsSide)
     local_root: str | None = None
     output_uri: str = "./migration-runs"
     run_id: str = ""
@@ -68,6 +80,16 @@ class Settings:
     yes: bool = False
     preflight: bool = False  # run only the preflight checks
     migration: MigrationOptions = field(default_factory=MigrationOptions)
+
+    @property
+    def source_aws(self) -> AwsSettings:
+        """Every call on the source group (describe, ListRecords, BatchGetRecord)."""
+        return self.aws.for_side(**dataclasses.asdict(self.source_side))
+
+    @property
+    def target_aws(self) -> AwsSettings:
+        """Every call on the target group (describe, writes, clear, verify)."""
+        return self.aws.for_side(**dataclasses.asdict(self.target_side))
 
 
 def _load_yaml(conf: str, aws_hint: AwsSettings) -> dict[str, Any]:
@@ -96,8 +118,10 @@ def _load_yaml(conf: str, aws_hint: AwsSettings) -> dict[str, Any]:
     return data
 
 
+_SIDE_KEYS = {f.name for f in dataclasses.fields(AwsSide)}
 _SECTIONS = {
-    "aws": {"region", "endpoint_url", "s3_endpoint_url", "sender"},
+    "aws": {"region", "endpoint_url", "s3_endpoint_url", "sts_endpoint_url", "sender",
+            "source", "target"},
     "storage": {"local_root"},
     "output": {"uri"},
     "migration": {f.name for f in dataclasses.fields(MigrationOptions)},
@@ -138,6 +162,21 @@ def _check_keys(data: dict[str, Any], conf: str) -> None:
             if sub not in _SECTIONS[key]:
                 known = ", ".join(sorted(_SECTIONS[key]))
                 raise BadInput(f"conf {conf}: unknown key {key}.{sub} (known: {known})")
+    for side in ("source", "target"):
+        _check_side((data.get("aws") or {}).get(side), side, conf)
+
+
+def _check_side(value: Any, side: str, conf: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise BadInput(f"conf {conf}: aws.{side} must be a mapping (region, endpoint_url, "
+                       "role_arn, external_id)")
+    for sub in value:
+        if sub not in _SIDE_KEYS:
+            known = ", ".join(sorted(_SIDE_KEYS))
+            raise BadInput(f"conf {conf}: unknown key aws.{side}.{sub} (known: {known})")
+    _check_text(value, *sorted(_SIDE_KEYS), section=f"aws.{side}")
 
 
 def _check_text(section_data: dict[str, Any], *keys: str, section: str = "") -> None:
@@ -194,7 +233,8 @@ def load_settings(argv: list[str], prog: str = "migrate.py") -> Settings:
     aws_d = data.get("aws") or {}
     mig_d = dict(data.get("migration") or {})
     _check_text(data, "source", "target")
-    _check_text(aws_d, "region", "endpoint_url", "s3_endpoint_url", "sender", section="aws")
+    _check_text(aws_d, "region", "endpoint_url", "s3_endpoint_url", "sts_endpoint_url",
+                "sender", section="aws")
     _check_text(data.get("storage") or {}, "local_root", section="storage")
     _check_text(data.get("output") or {}, "uri", section="output")
 
@@ -216,8 +256,11 @@ def load_settings(argv: list[str], prog: str = "migrate.py") -> Settings:
             region=str(aws_d.get("region") or "us-east-1"),
             endpoint_url=aws_d.get("endpoint_url"),
             s3_endpoint_url=aws_d.get("s3_endpoint_url"),
+            sts_endpoint_url=aws_d.get("sts_endpoint_url"),
             sender=aws_d.get("sender") or "fast",
         ),
+        source_side=AwsSide(**(aws_d.get("source") or {})),
+        target_side=AwsSide(**(aws_d.get("target") or {})),
         local_root=(data.get("storage") or {}).get("local_root"),
         output_uri=str((data.get("output") or {}).get("uri") or "./migration-runs"),
         run_id=ns.run_id or ns.resume or _new_run_id(),
@@ -307,6 +350,20 @@ def validate(s: Settings) -> None:
     if scheme and scheme.group(1).lower() not in ("s3", "file"):
         raise BadInput(f"output.uri {s.output_uri!r}: use an s3:// URI or a local path "
                        f"({scheme.group(1)}:// is not supported)")
-    if s.aws.endpoint_url and not re.match(r"^https?://", s.aws.endpoint_url):
-        raise BadInput("aws.endpoint_url must start with http:// or https://, "
-                       f"got {s.aws.endpoint_url}")
+    for name, url in (("aws.endpoint_url", s.aws.endpoint_url),
+                      ("aws.sts_endpoint_url", s.aws.sts_endpoint_url),
+                      ("aws.source.endpoint_url", s.source_side.endpoint_url),
+                      ("aws.target.endpoint_url", s.target_side.endpoint_url)):
+        if url and not re.match(r"^https?://", url):
+            raise BadInput(f"{name} must start with http:// or https://, got {url}")
+    for side, given in (("source", s.source_side), ("target", s.target_side)):
+        if given.role_arn and not ROLE_ARN.match(given.role_arn):
+            raise BadInput(f"aws.{side}.role_arn {given.role_arn!r} is not an IAM role ARN "
+                           "(arn:aws:iam::123456789012:role/NAME)")
+        if given.external_id and not given.role_arn:
+            raise BadInput(f"aws.{side}.external_id is sent with AssumeRole: set "
+                           f"aws.{side}.role_arn too")
+        if given.region is not None and not re.match(r"^[a-z]{2}(-[a-z]+)+-\d+$",
+                                                     given.region):
+            raise BadInput(f"aws.{side}.region {given.region!r} is not an AWS region "
+                           "(e.g. eu-west-1)")

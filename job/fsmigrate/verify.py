@@ -173,7 +173,7 @@ def verify_run(spark: SparkSession, encoded: DataFrame, plan: Plan, target: Grou
         max_workers=m.max_workers, max_attempts=m.max_attempts,
         progress_interval=m.progress_interval_seconds, partitions=plan.partitions)
     try:
-        return verify(spark, encoded, request, folder, settings.aws)
+        return verify(spark, encoded, request, folder, settings.target_aws)
     except Exception as exc:  # a read that can't finish must not undo a finished write
         reason = next((line.strip() for line in str(exc).splitlines() if line.strip()),
                       type(exc).__name__)[:300]

@@ -31,11 +31,11 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
     ttl_column = TTL_SECONDS if TTL_SECONDS in encoded.columns else None
     stores = tuple(plan.target_stores) or None
     # BatchWriteRecord over the fast sender: Spark builds each entry's JSON (after the shuffle)
-    prepared = plan.write_api == "batch" and settings.aws.sender == "fast"
+    prepared = plan.write_api == "batch" and settings.target_aws.sender == "fast"
     columns = (record_id, *([ttl_column] if ttl_column else []), ENTRY) if prepared \
         else tuple(encoded.columns)
     writer = WriterSettings(
-        aws=settings.aws,
+        aws=settings.target_aws,
         target_group=target.name,
         columns=columns,
         record_id_name=record_id,

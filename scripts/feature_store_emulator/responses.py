@@ -25,7 +25,7 @@ from .utils import DEFAULT_REGION
 
 JSON11 = "application/x-amz-json-1.1"
 RESTJSON = "application/json"
-CREDENTIAL_RE = re.compile(r"Credential=[^/,]*/[^/,]*/([^/,]*)/")
+CREDENTIAL_RE = re.compile(r"Credential=([^/,]*)/[^/,]*/([^/,]*)/")
 SIGV4 = "AWS4-HMAC-SHA256"
 
 
@@ -86,19 +86,22 @@ class App:
                 return json11_error(ApiError("AccessDeniedException", message, 403))
             return rest_error(ApiError("AccessForbidden", message, 403))
         m = CREDENTIAL_RE.search(headers["authorization"])
-        region = m.group(1) if m and m.group(1) else DEFAULT_REGION  # the SigV4 scope's
+        region = m.group(2) if m and m.group(2) else DEFAULT_REGION  # the SigV4 scope's
+        # who called (stats only): the key id, and whether a session token came with it
+        caller = (m.group(1) if m else "", "x-amz-security-token" in headers)
         if control:
-            return self.control(headers.get("x-amz-target", ""), region, body)
-        return self.runtime(method, path, query, region, body)
+            return self.control(headers.get("x-amz-target", ""), region, body, caller)
+        return self.runtime(method, path, query, region, body, caller)
 
     # ---- control plane (JSON 1.1): the request body is the backend's input as is ----------
 
-    def control(self, amz_target: str, region: str, body: bytes) -> Response:
+    def control(self, amz_target: str, region: str, body: bytes,
+                caller: tuple[str, bool] | None = None) -> Response:
         op = urls.control_op(amz_target)
         if op is None:
             return json11_error(ApiError("UnknownOperationException",
                                          f"Unsupported operation {amz_target!r}", 400))
-        self.stats.request(op)
+        self.stats.request(op, caller)
         try:
             try:
                 req = json.loads(body or b"{}")
@@ -119,13 +122,13 @@ class App:
     # ---- runtime (rest-json) ---------------------------------------------------------------
 
     def runtime(self, method: str, path: str, query: str, region: str,
-                body: bytes) -> Response:
+                body: bytes, caller: tuple[str, bool] | None = None) -> Response:
         op, name = urls.runtime_route(method, path)
         if op is None:
             return rest_error(ApiError("UnknownOperationException",
                                        f"No operation for {method} {path}", 404))
         stats, faults = self.stats, self.faults
-        stats.request(op)
+        stats.request(op, caller)
         delay = faults.latency()
         if delay:
             time.sleep(delay)
