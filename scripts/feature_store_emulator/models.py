@@ -16,7 +16,7 @@ from typing import Any
 from . import records as checks
 from .exceptions import ApiError, RequestInvalid, cp_validation, not_found, validation
 from .groups import OFFLINE, ONLINE, Group, new_group, update_group
-from .offline import OfflineStore, Row
+from .offline import OfflineStore
 from .online import render
 from .utils import decode_token, encode_token, page_offset, ttl_seconds
 
@@ -156,9 +156,9 @@ class FeatureStoreBackend:
                    ttl_secs: int | None, api_us: int, now_ns: int) -> None:
         """Store one validated record (caller holds the lock)."""
         if ONLINE in targets:
-            group.online_records.put(rec.rid, rec.record, rec.event_ns, ttl_secs, now_ns)
+            group.online_records.put(rec.rid, rec.values, rec.event_ns, ttl_secs, now_ns)
         if OFFLINE in targets:
-            self.offline.append(group, Row(rec.values, rec.event_ns, api_us, False))
+            self.offline.append(group, rec.values, rec.event_ns, api_us)
 
     def put_record(self, region: str, name: Any, record: Any, targets: Any, ttl: Any) -> None:
         group = self.find_runtime(region, name, not_found_listed=False)
@@ -226,7 +226,7 @@ class FeatureStoreBackend:
                                                       mode == "HardDelete", time.time_ns())
             if OFFLINE in targets:  # a marker row: id, event time, everything else null
                 values = {group.record_id: rid, group.event_time: event_time}
-                self.offline.append(group, Row(values, event_ns, api_us, True))
+                self.offline.append(group, values, event_ns, api_us, deleted=True)
         return changed
 
     # ---- runtime: reads --------------------------------------------------------------------
