@@ -35,8 +35,9 @@ def child(args: argparse.Namespace) -> int:
     """One timed plan in this process; prints one JSON line."""
     import logging
 
-    from fsmigrate import run
-    from fsmigrate.groups import check_compatibility
+    from fsmigrate.groups import check_groups, describe
+    from fsmigrate.plan import make_plan
+    from fsmigrate.read import sample_records, select_offline
     from fsmigrate.select import normalize_filter
     from fsmigrate.settings import load_settings
     from fsmigrate.storage import Store
@@ -46,9 +47,9 @@ def child(args: argparse.Namespace) -> int:
     settings = load_settings(["--conf", args.conf, "--source", SOURCE, "--target", TARGET,
                               "--dry-run"])
     m = settings.migration
-    source = run.describe(settings, SOURCE, "source")
-    target = run.describe(settings, TARGET, "target")
-    compat = check_compatibility(source, target, m.missing_features)
+    source = describe(settings.aws, SOURCE, "source")
+    target = describe(settings.aws, TARGET, "target")
+    compat = check_groups(source, target, m.missing_features, m.ttl)
     started = time.perf_counter()
     spark = (SparkSession.builder.master("local[2]").appName("bench-plan")
              .config("spark.ui.enabled", "false")
@@ -57,10 +58,12 @@ def child(args: argparse.Namespace) -> int:
     spark_start = time.perf_counter() - started
     store = Store(settings.aws, settings.local_root)
     started = time.perf_counter()
-    selection = run.select_offline(spark, settings, source, compat, store,
-                                   normalize_filter(m.filter_query), m.resume_from)
+    filter_query = normalize_filter(m.filter_query)
+    selection = select_offline(spark, settings, source, target, compat, store, filter_query,
+                               m.resume_from)
     selected = time.perf_counter() - started
-    plan = run.make_plan(settings, spark, source, target, compat, selection, "batch")
+    plan = make_plan(settings, spark.sparkContext.defaultParallelism, source, target, compat,
+                     selection, "batch", filter_query, sample_records(selection.encoded))
     planned = time.perf_counter() - started
     print(json.dumps({"spark_start": spark_start, "select": selected, "plan": planned,
                       "counts": plan.counts.__dict__}), flush=True)
