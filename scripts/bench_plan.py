@@ -6,10 +6,11 @@ numbers; no assertions.
 
 The plan phase here is what run.migrate spends between starting Spark and having the plan:
 read + latest state + counts (select_offline) and the plan with its sample records
-(make_plan). Spark's start-up is reported apart. Each run is a new process (a cold JVM, as
-with spark-submit); its Spark log is scanned for codegen failures. `--baseline DIR` also
-times another checkout's `job/` directory (e.g. `git archive <commit> job | tar -x -C DIR`),
-alternating run by run so both see the same machine load.
+(make_plan). Spark's start-up is reported apart; the plan's CPU (the driver JVM, which runs
+local[2]'s tasks, plus the Python driver) per row beside its wall-clock time. Each run is a
+new process (a cold JVM, as with spark-submit); its Spark log is scanned for codegen
+failures. `--baseline DIR` also times another checkout's `job/` directory (e.g. `git archive
+<commit> job | tar -x -C DIR`), alternating run by run so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ def child(args: argparse.Namespace) -> int:
     """One timed plan in this process; prints one JSON line."""
     import logging
 
-    from fsmigrate import run
-    from fsmigrate.groups import check_compatibility
+    from bench_emulator import proc_cpu_s
+    from fsmigrate.groups import check_groups, describe
+    from fsmigrate.plan import make_plan
+    from fsmigrate.read import sample_records, select_offline
     from fsmigrate.select import normalize_filter
     from fsmigrate.settings import load_settings
     from fsmigrate.storage import Store
@@ -46,9 +49,9 @@ def child(args: argparse.Namespace) -> int:
     settings = load_settings(["--conf", args.conf, "--source", SOURCE, "--target", TARGET,
                               "--dry-run"])
     m = settings.migration
-    source = run.describe(settings, SOURCE, "source")
-    target = run.describe(settings, TARGET, "target")
-    compat = check_compatibility(source, target, m.missing_features)
+    source = describe(settings.aws, SOURCE, "source")
+    target = describe(settings.aws, TARGET, "target")
+    compat = check_groups(source, target, m.missing_features, m.ttl)
     started = time.perf_counter()
     spark = (SparkSession.builder.master("local[2]").appName("bench-plan")
              .config("spark.ui.enabled", "false")
@@ -56,13 +59,22 @@ def child(args: argparse.Namespace) -> int:
     spark.sparkContext.setLogLevel("WARN")
     spark_start = time.perf_counter() - started
     store = Store(settings.aws, settings.local_root)
+    jvm = spark.sparkContext._gateway.proc.pid  # the driver JVM: local[2] runs the tasks in it
+
+    def cpu() -> float:  # on a shared machine CPU seconds say more than the wall clock
+        return proc_cpu_s(jvm) + time.process_time()
+
+    cpu0 = cpu()
     started = time.perf_counter()
-    selection = run.select_offline(spark, settings, source, compat, store,
-                                   normalize_filter(m.filter_query), m.resume_from)
+    filter_query = normalize_filter(m.filter_query)
+    selection = select_offline(spark, settings, source, target, compat, store, filter_query,
+                               m.resume_from)
     selected = time.perf_counter() - started
-    plan = run.make_plan(settings, spark, source, target, compat, selection, "batch")
+    plan = make_plan(settings, spark.sparkContext.defaultParallelism, source, target, compat,
+                     selection, "batch", filter_query, sample_records(selection.encoded))
     planned = time.perf_counter() - started
     print(json.dumps({"spark_start": spark_start, "select": selected, "plan": planned,
+                      "cpu": cpu() - cpu0,
                       "counts": plan.counts.__dict__}), flush=True)
     spark.stop()
     return 0
@@ -129,17 +141,19 @@ def main() -> int:
                     if result is None:
                         return 1
                     us_per_row = result["plan"] / summary.rows_offline * 1e6
+                    cpu_us = result["cpu"] / summary.rows_offline * 1e6
                     rows[name].append((result["spark_start"], result["select"], result["plan"],
-                                       us_per_row))
+                                       us_per_row, cpu_us))
                     print(f"{name} run {n + 1}: spark start {result['spark_start']:.1f} s, "
                           f"select {result['select']:.1f} s, plan {result['plan']:.1f} s "
-                          f"({us_per_row:.1f} us/row), codegen warnings/errors "
+                          f"({us_per_row:.1f} us/row; CPU {cpu_us:.1f} us/row), "
+                          "codegen warnings/errors "
                           f"{result['trouble']}, counts {result['counts']}", flush=True)
             for name, runs in rows.items():
                 medians = [statistics.median(col) for col in zip(*runs, strict=True)]
                 print(f"{name} median of {args.runs}: spark start {medians[0]:.1f} s, select "
-                      f"{medians[1]:.1f} s, plan {medians[2]:.1f} s ({medians[3]:.1f} us/row "
-                      f"over {summary.rows_offline:,} rows)")
+                      f"{medians[1]:.1f} s, plan {medians[2]:.1f} s ({medians[3]:.1f} us/row, "
+                      f"CPU {medians[4]:.1f} us/row, over {summary.rows_offline:,} rows)")
     return 0
 
 

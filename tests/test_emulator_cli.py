@@ -1,5 +1,5 @@
 """The emulator process (feature_store_emulator/cli.py, scripts/emulator_process.py): the
-flush timer, the flush on shutdown, a failed start."""
+flush timer, the flush on shutdown, a failed start, sink mode."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import time
 
 import pytest
-from emulator_helpers import emulator_group
+from emulator_helpers import emulator_group, error_of
 from jobtools import fv, offline_dir
 
 
@@ -68,3 +68,36 @@ def test_offline_delivery_waits_the_delay(tmp_path, boto_session):
         fsr.put_record(FeatureGroupName=name,
                        Record=fv(id="b", event_time="2024-01-01T00:00:00Z"))
         assert emu.flush() == {"files": 1, "rows": 1}  # on demand: now
+
+
+def test_sink_validates_counts_and_stores_nothing(tmp_path, boto_session):
+    """--sink (benchmarks): every write is checked as usual, none is stored."""
+    import emulator_process
+
+    emu = emulator_process.start(tmp_path / "data", extra_args=["--sink"])
+    with emu:
+        sm = boto_session.client("sagemaker", region_name="us-east-1", endpoint_url=emu.url)
+        fsr = boto_session.client("sagemaker-featurestore-runtime", region_name="us-east-1",
+                                  endpoint_url=emu.url)
+        name = emulator_group(sm)
+        good = [fv(id=f"r{i}", event_time="2024-01-01T00:00:00Z", count=str(i))
+                for i in range(3)]
+        fsr.put_record(FeatureGroupName=name, Record=good[0])
+        bad = fv(id="x", event_time="2024-01-01T00:00:00Z", count="1.5")
+        out = fsr.batch_write_record(Entries=[{"FeatureGroupName": name, "Record": r}
+                                              for r in [*good[1:], bad]])
+        assert [(e["Entry"]["Record"], e["ErrorCode"]) for e in out["Errors"]] == [
+            (bad, "ValidationError")]
+        assert error_of(fsr.put_record, FeatureGroupName=name,
+                        Record=fv(id="y", event_time="yesterday")) == ("ValidationError", 400)
+        fsr.delete_record(FeatureGroupName=name, RecordIdentifierValueAsString="r0",
+                          EventTime="2024-01-02T00:00:00Z")
+        assert "Record" not in fsr.get_record(FeatureGroupName=name,
+                                              RecordIdentifierValueAsString="r1")
+        stats = emu.stats()
+        ops = stats["operations"]
+        assert (ops["PutRecord"]["records"], ops["BatchWriteRecord"]["records"]) == (1, 2)
+        assert ops["BatchWriteRecord"]["errors"] == {"ValidationError": 1}
+        assert (stats["offline"]["sink"], stats["offline"]["online_records"],
+                stats["offline"]["buffered_rows"]) == (True, 0, 0)
+        assert emu.flush() == {"files": 0, "rows": 0}

@@ -254,6 +254,25 @@ def test_latest_unparseable_event_time_loses(spark):
     assert latest(spark, rows).first().amount == 2
 
 
+def test_latest_flags_records_with_an_unparseable_event_time(spark):
+    """With ``unparseable_col``, a record with any unparseable row is flagged (1), whatever
+    its other rows; the others (0) keep their newest row. The flag comes from the same sorted
+    window: no second window, so the per-id limit still runs before the shuffle."""
+    rows = [
+        put("ok", "2024-01-01T00:00:00Z", amount=1), put("ok", "2024-01-02T00:00:00Z", amount=2),
+        put("bad", "2024-01-02T00:00:00Z", amount=3, api=T2), put("bad", "nonsense", amount=4),
+        put("null", None, amount=5),
+    ]
+    out = latest_state(offline_df(spark, rows), "id", "event_time", unparseable_col="bad")
+    flags = {r.id: (r.bad, r.amount) for r in out.collect()}
+    assert {k: v[0] for k, v in flags.items()} == {"ok": 0, "bad": 1, "null": 1}
+    assert flags["ok"][1] == 2
+    assert [f.name for f in out.schema][-1] == "bad"
+    plan = out._jdf.queryExecution().executedPlan().toString()
+    below_shuffle = plan[plan.index("Exchange"):]
+    assert "WindowGroupLimit" in below_shuffle, plan
+
+
 def test_latest_keeps_input_columns_order_and_types(spark):
     df = offline_df(spark, [put("a", "2024-01-01T00:00:00Z", 1, 1.5, "x")]).select(
         "label", "write_time", "id", "is_deleted", "event_time", "score", "api_invocation_time"

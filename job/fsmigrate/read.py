@@ -26,6 +26,7 @@ from .select import (
     drop_deleted,
     event_time_key,
     latest_state,
+    unparseable_rows,
 )
 from .settings import Settings
 from .sources import IDS_FROM_OFFLINE
@@ -132,8 +133,8 @@ def select_offline(spark: SparkSession, settings: Settings, source: GroupSpec,
         bad = latest.where(F.col(_BAD_TIME) > 0)
         examples = [r[0] for r in bad.select(F.col(source.record_id).cast("string"))
                     .limit(5).collect()]
-        bad_rows = bad.agg(F.sum(_BAD_TIME)).first()[0]
-        notes.append(f"{counts.bad_event_time:,} records ({int(bad_rows):,} rows) have an event "
+        bad_rows = unparseable_rows(raw, source.event_time)  # a second pass, only here
+        notes.append(f"{counts.bad_event_time:,} records ({bad_rows:,} rows) have an event "
                      f"time that doesn't parse and are not migrated, e.g. {', '.join(examples)}")
     # An offline store keeps no expiry: the target's default TTL (if any) applies.
     encoded = encode_for_target(alive, list(compat.mappings))

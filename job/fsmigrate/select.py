@@ -22,6 +22,7 @@ __all__ = [
     "normalize_filter",
     "event_time_key",
     "latest_state",
+    "unparseable_rows",
     "drop_deleted",
     "filter_condition",
     "apply_filter",
@@ -91,28 +92,35 @@ def latest_state(df: DataFrame, id_col: str, event_time_col: str,
 
     Order: event time (as an instant), then api_invocation_time, then write_time, all newest
     wins (null loses). The first row per id of a window sorted that way: one shuffle and a
-    sort, with Spark's per-group limit dropping older versions before the shuffle where it can
-    (max(struct(key, row)) planned a slower SortAggregate comparing whole-row structs).
+    sort, with Spark's per-group limit (WindowGroupLimit) dropping older versions before the
+    shuffle (max(struct(key, row)) planned a slower SortAggregate comparing whole-row structs).
     Deterministic: in the (practically impossible) case of a full tie the remaining column
     values decide, largest first. Output columns keep the input's names, order and types.
-    ``unparseable_col`` adds a last column counting the record's rows whose event time doesn't
-    parse (their key is null, which would sort them as oldest).
+
+    ``unparseable_col`` adds a last column, 1 when the record has a row whose event time
+    doesn't parse (its key is null), else 0; such a row then comes first, so the record is
+    never decided by treating it as the oldest. Read from the same sorted window: a second
+    window (a count per id) would sit between the shuffle and the limit, and Spark would no
+    longer drop older versions before the shuffle.
     """
     types = {f.name: f.dataType for f in df.schema.fields}
     for required in (id_col, event_time_col, API_INVOCATION_TIME, WRITE_TIME):
         if required not in types:
             raise ValueError(f"latest_state: column {required!r} missing from {df.columns}")
     ties = [c for c in df.columns if c not in (id_col, API_INVOCATION_TIME, WRITE_TIME)]
-    order = [F.col(c).desc_nulls_last() for c in (_KEY, API_INVOCATION_TIME, WRITE_TIME, *ties)]
+    key = F.col(_KEY).desc_nulls_first() if unparseable_col else F.col(_KEY).desc_nulls_last()
+    order = [key] + [F.col(c).desc_nulls_last() for c in (API_INVOCATION_TIME, WRITE_TIME, *ties)]
     newest_first = Window.partitionBy(id_col).orderBy(*order)
     keyed = df.withColumn(_KEY, event_time_key(event_time_col, types[event_time_col]))
-    extra: list[Column] = []
-    if unparseable_col:
-        keyed = keyed.withColumn(unparseable_col, F.sum(F.col(_KEY).isNull().cast("long"))
-                                 .over(Window.partitionBy(id_col)))
-        extra = [F.col(unparseable_col)]
+    extra = [F.col(_KEY).isNull().cast("long").alias(unparseable_col)] if unparseable_col else []
     return (keyed.withColumn(_RANK, F.row_number().over(newest_first))
             .where(F.col(_RANK) == 1).select(*df.columns, *extra))
+
+
+def unparseable_rows(df: DataFrame, event_time_col: str) -> int:
+    """How many rows of ``df`` have an event time that doesn't parse (a null key)."""
+    key = event_time_key(event_time_col, df.schema[event_time_col].dataType)
+    return df.where(key.isNull()).count()
 
 
 def drop_deleted(latest: DataFrame) -> DataFrame:
@@ -266,9 +274,10 @@ def count_selection(latest: DataFrame, id_col: str, query: str | None,
     """The plan's counts for `latest` (from latest_state) in one aggregation, one pass.
 
     The same rules as drop_deleted -> apply_filter -> after_record_id, as counts: a null
-    filter result or id never passes (where() drops those rows too). ``bad_col`` (rows whose
-    event time doesn't parse, per record) leaves such records out first; ``expiring`` marks
-    the selected records that would arrive expired (counted, not selected).
+    filter result or id never passes (where() drops those rows too). ``bad_col`` (latest_state's
+    ``unparseable_col``: a row's event time doesn't parse) leaves such records out first;
+    ``expiring`` marks the selected records that would arrive expired (counted, not
+    selected).
     """
     bad = (F.col(bad_col) > 0) if bad_col else F.lit(False)
     live = ~bad & ~F.coalesce(F.col(IS_DELETED), F.lit(False))

@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "at once)")
     parser.add_argument("--describe-page-size", type=int, default=100,
                         help="FeatureDefinitions per DescribeFeatureGroup page")
+    parser.add_argument("--sink", action="store_true",
+                        help="validate every write as usual but store nothing (benchmarks: "
+                        "the endpoint's own cost stays small and its memory flat)")
     parser.add_argument("--log-requests", action="store_true")
     return parser
 
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.makedirs(args.data_dir, exist_ok=True)
     backend = FeatureStoreBackend(args.data_dir, args.describe_page_size,
-                                  args.offline_delay_seconds)
+                                  args.offline_delay_seconds, args.sink)
     app = App(backend, log_requests=args.log_requests)
     server = Server((args.host, args.port), app)
     host, port = server.server_address[:2]

@@ -16,7 +16,7 @@ from typing import Any
 from . import records as checks
 from .exceptions import ApiError, RequestInvalid, cp_validation, not_found, validation
 from .groups import OFFLINE, ONLINE, Group, new_group, update_group
-from .offline import OfflineStore, Row
+from .offline import OfflineStore
 from .online import render
 from .utils import decode_token, encode_token, page_offset, ttl_seconds
 
@@ -32,8 +32,10 @@ def _never() -> bool:
 
 class FeatureStoreBackend:
     def __init__(self, data_dir: str, describe_page_size: int = 100,
-                 offline_delay_s: float = 0.0):
+                 offline_delay_s: float = 0.0, sink: bool = False):
         self.describe_page_size = describe_page_size
+        # validate every write as usual, store none: a benchmark measures its client, not this
+        self.sink = sink
         self.lock = threading.RLock()
         self.groups: dict[tuple[str, str], Group] = {}
         self.by_arn: dict[str, Group] = {}
@@ -154,11 +156,13 @@ class FeatureStoreBackend:
 
     def _apply_put(self, group: Group, rec: checks.ValidRecord, targets: tuple[str, ...],
                    ttl_secs: int | None, api_us: int, now_ns: int) -> None:
-        """Store one validated record (caller holds the lock)."""
+        """Store one validated record (caller holds the lock); in sink mode, drop it."""
+        if self.sink:
+            return
         if ONLINE in targets:
-            group.online_records.put(rec.rid, rec.record, rec.event_ns, ttl_secs, now_ns)
+            group.online_records.put(rec.rid, rec.values, rec.event_ns, ttl_secs, now_ns)
         if OFFLINE in targets:
-            self.offline.append(group, Row(rec.values, rec.event_ns, api_us, False))
+            self.offline.append(group, rec.values, rec.event_ns, api_us)
 
     def put_record(self, region: str, name: Any, record: Any, targets: Any, ttl: Any) -> None:
         group = self.find_runtime(region, name, not_found_listed=False)
@@ -224,9 +228,9 @@ class FeatureStoreBackend:
             if ONLINE in targets:
                 changed = group.online_records.delete(rid, event_ns, event_time,
                                                       mode == "HardDelete", time.time_ns())
-            if OFFLINE in targets:  # a marker row: id, event time, everything else null
+            if OFFLINE in targets and not self.sink:  # a marker: id, event time, nulls
                 values = {group.record_id: rid, group.event_time: event_time}
-                self.offline.append(group, Row(values, event_ns, api_us, True))
+                self.offline.append(group, values, event_ns, api_us, deleted=True)
         return changed
 
     # ---- runtime: reads --------------------------------------------------------------------
@@ -341,6 +345,7 @@ class FeatureStoreBackend:
 
     def stats(self) -> dict:
         out = self.offline.stats()
+        out["sink"] = self.sink
         with self.lock:
             out["groups"] = len(self.groups)
             out["online_records"] = sum(len(g.online_records) for g in self.groups.values())

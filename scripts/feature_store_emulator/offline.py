@@ -14,7 +14,6 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,15 +22,48 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class Row:
-    """One offline row: validated values (strings, by feature name), or a delete marker."""
+class Pending:
+    """One group's buffered offline rows, column by column (a list per feature rather than a
+    dict per row: a fraction of the memory, and the Parquet columns are built straight from
+    them). Validated values are strings (or lists of them); None where a row has no value."""
 
-    values: dict[str, Any]
-    event_ns: int
-    api_us: int  # api_invocation_time, µs
-    deleted: bool
-    due: float = 0.0  # time.monotonic() from which a timer flush may deliver it
+    __slots__ = ("columns", "event_ns", "api_us", "deleted", "due")
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list] = {}  # feature name -> values, one per row
+        self.event_ns: list[int] = []
+        self.api_us: list[int] = []  # api_invocation_time, µs
+        self.deleted: list[bool] = []
+        self.due: list[float] = []  # time.monotonic() from which a timer flush may deliver
+
+    def __len__(self) -> int:
+        return len(self.event_ns)
+
+    def add(self, group: Group, values: dict[str, Any], event_ns: int, api_us: int,
+            deleted: bool, due: float) -> None:
+        cols = self.columns
+        if len(cols) != len(group.features):  # first row, or features added since
+            for feat in group.features:
+                if feat.name not in cols:
+                    cols[feat.name] = [None] * len(self.event_ns)
+        get = values.get
+        for name, col in cols.items():
+            col.append(get(name))
+        self.event_ns.append(event_ns)
+        self.api_us.append(api_us)
+        self.deleted.append(deleted)
+        self.due.append(due)
+
+    def split(self, n: int) -> Pending:
+        """Remove the first ``n`` rows and return them."""
+        head = Pending()
+        for name, col in self.columns.items():
+            head.columns[name], self.columns[name] = col[:n], col[n:]
+        for attr in ("event_ns", "api_us", "deleted", "due"):
+            col = getattr(self, attr)
+            setattr(head, attr, col[:n])
+            setattr(self, attr, col[n:])
+        return head
 
 
 class OfflineStore:
@@ -40,19 +72,21 @@ class OfflineStore:
         self.delay_s = delay_s
         self.lock = threading.Lock()  # buffer and counters
         self.flush_lock = threading.Lock()  # one flush or reset at a time
-        self.buffer: dict[Group, list[Row]] = {}
+        self.buffer: dict[Group, Pending] = {}
         self.buffered = 0
         self.files_written: list[str] = []
         self.rows_written = 0
         self.name_rng = random.Random()
 
-    def append(self, group: Group, row: Row) -> None:
-        row.due = time.monotonic() + self.delay_s
+    def append(self, group: Group, values: dict[str, Any], event_ns: int, api_us: int,
+               deleted: bool = False) -> None:
+        """Buffer one row: validated values by feature name, or a delete marker's."""
+        due = time.monotonic() + self.delay_s
         with self.lock:
-            rows = self.buffer.get(group)
-            if rows is None:
-                rows = self.buffer[group] = []
-            rows.append(row)
+            pending = self.buffer.get(group)
+            if pending is None:
+                pending = self.buffer[group] = Pending()
+            pending.add(group, values, event_ns, api_us, deleted, due)
             self.buffered += 1
 
     def flush(self, due_only: bool = False) -> dict:
@@ -79,39 +113,40 @@ class OfflineStore:
                 self.rows_written += rows
             return {"files": files, "rows": rows}
 
-    def _take_due(self, now: float) -> dict[Group, list[Row]]:
+    def _take_due(self, now: float) -> dict[Group, Pending]:
         """Remove and return the rows due by ``now`` (caller holds the lock). Rows are
-        appended in time order with one delay, so the due ones are a prefix of each list."""
-        due: dict[Group, list[Row]] = {}
-        for group, rows in list(self.buffer.items()):
+        appended in time order with one delay, so the due ones are a prefix of each group's."""
+        taken: dict[Group, Pending] = {}
+        for group, pending in list(self.buffer.items()):
+            due = pending.due
             n = 0
-            while n < len(rows) and rows[n].due <= now:
+            while n < len(due) and due[n] <= now:
                 n += 1
             if n:
-                due[group] = rows[:n]
                 self.buffered -= n
-                if n == len(rows):
-                    del self.buffer[group]
+                if n == len(due):
+                    taken[group] = self.buffer.pop(group)
                 else:
-                    self.buffer[group] = rows[n:]
-        return due
+                    taken[group] = pending.split(n)
+        return taken
 
-    def _write_group(self, group: Group, rows: list[Row]) -> list[str]:
+    def _write_group(self, group: Group, rows: Pending) -> list[str]:
         import pyarrow as pa  # imported on the first flush: the emulator starts faster
 
         from . import offline_layout
 
+        n = len(rows)
         columns = []
         for name, ftype in group.offline_features():
-            raw = [r.values.get(name) for r in rows]
-            columns.append(_typed(raw, ftype, pa))
+            raw = rows.columns.get(name)
+            columns.append(_typed([None] * n if raw is None else raw, ftype, pa))
         write_us = time.time_ns() // 1000
-        columns += [pa.array([write_us] * len(rows), offline_layout.TIMESTAMP),
-                    pa.array([r.api_us for r in rows], offline_layout.TIMESTAMP),
-                    pa.array([r.deleted for r in rows], pa.bool_())]
+        columns += [pa.array([write_us] * n, offline_layout.TIMESTAMP),
+                    pa.array(rows.api_us, offline_layout.TIMESTAMP),
+                    pa.array(rows.deleted, pa.bool_())]
         schema = offline_layout.schema(group.offline_features())
         table = pa.Table.from_arrays(columns, schema=schema)
-        event_ns = pa.array([r.event_ns for r in rows], pa.int64())
+        event_ns = pa.array(rows.event_ns, pa.int64())
         local_dir = offline_layout.local_path(self.data_dir, group.resolved_output_uri)
         paths = offline_layout.write_table(table, event_ns, local_dir, self.name_rng)
         return [str(p) for p in paths]

@@ -40,8 +40,7 @@ class ValidRecord:
 
     rid: str
     event_ns: int
-    values: dict[str, Any]  # feature name -> ValueAsString (or ValueAsStringList)
-    record: list[dict]  # the FeatureValues as sent (the online store keeps them verbatim)
+    values: dict[str, Any]  # feature name -> ValueAsString (or ValueAsStringList), as sent
 
 
 def target_stores(group: Group, stores: Any) -> tuple[str, ...]:
@@ -184,7 +183,7 @@ def validate_record(group: Group, record: Any) -> ValidRecord:
     evt = values.get(group.event_time)
     if evt is None:
         raise validation(f"Event time feature '{group.event_time}' is missing")
-    return ValidRecord(rid, event_ns(group, evt), values, record)
+    return ValidRecord(rid, event_ns(group, evt), values)
 
 
 def _value_bytes(value: Any) -> int:
