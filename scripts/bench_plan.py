@@ -49,8 +49,8 @@ def child(args: argparse.Namespace) -> int:
     settings = load_settings(["--conf", args.conf, "--source", SOURCE, "--target", TARGET,
                               "--dry-run"])
     m = settings.migration
-    source = describe(settings.aws, SOURCE, "source")
-    target = describe(settings.aws, TARGET, "target")
+    source = describe(settings.source_aws, SOURCE, "source")
+    target = describe(settings.target_aws, TARGET, "target")
     compat = check_groups(source, target, m.missing_features, m.ttl)
     started = time.perf_counter()
     spark = (SparkSession.builder.master("local[2]").appName("bench-plan")

@@ -99,4 +99,11 @@ def _arrow_filesystem(store: Store, files: list[str]):
     kwargs = {"region": store.aws.region}
     if store.aws.s3_endpoint_url:
         kwargs["endpoint_override"] = store.aws.s3_endpoint_url
+    else:
+        # the source's offline bucket may be in another region than the job (aws.source.region)
+        bucket = files[0].split("://", 1)[1].split("/", 1)[0]
+        try:
+            kwargs["region"] = fs.resolve_s3_region(bucket)
+        except OSError:  # not allowed to ask: the job's region, as before
+            pass
     return fs.S3FileSystem(**kwargs)
