@@ -62,7 +62,7 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
         if partition in finished:
             return {}, []
         started, cpu_started = time.time(), time.process_time()
-        reporter = LiveReporter(address, str(context.taskAttemptId()))
+        reporter = LiveReporter(address, str(partition), attempt=context.attemptNumber())
         health = shared(("health", writer.target_group), Health)
 
         def live(total) -> None:
