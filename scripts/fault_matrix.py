@@ -104,22 +104,28 @@ def _session_pids(sid: int) -> list[tuple[int, int, str]]:
     return out
 
 
-def _threads(pid: int) -> int:
+def _cpu_ticks(pid: int) -> int:
     try:
-        return len(os.listdir(f"/proc/{pid}/task"))
-    except OSError:
-        return 0
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return -1
 
 
 def kill_a_worker(sid: int) -> bool:
-    """SIGKILL one Python worker (a child of pyspark's daemon) of the job while it writes (an
-    idle worker has one thread; a writing one has its sender threads)."""
+    """SIGKILL one Python worker (a child of pyspark's daemon) of the job while it writes: the
+    one that used the most CPU over 0.2 s (an idle worker, waiting for a task, uses none)."""
     procs = _session_pids(sid)
     daemons = {pid for pid, _, cmd in procs if "pyspark.daemon" in cmd or "daemon.py" in cmd}
-    busy = [pid for pid, ppid, _ in procs if ppid in daemons and _threads(pid) > 1]
-    if not busy:
+    workers = [pid for pid, ppid, _ in procs if ppid in daemons]
+    before = {pid: _cpu_ticks(pid) for pid in workers}
+    time.sleep(0.2)
+    used = {pid: _cpu_ticks(pid) - ticks for pid, ticks in before.items() if ticks >= 0}
+    busy = max(used, key=used.get, default=None)
+    if busy is None or used[busy] <= 0:
         return False
-    os.kill(busy[0], signal.SIGKILL)
+    os.kill(busy, signal.SIGKILL)
     return True
 
 

@@ -83,8 +83,8 @@ def threading_main() -> bool:
 
 
 def _cancel_spark_jobs() -> None:
-    """Stop the tasks: cancelled tasks end their partition where they are; checkpoints of
-    finished partitions stay, so --resume sends only the rest."""
+    """Stop the tasks: cancelled tasks end their partition where they are, without a
+    checkpoint; checkpoints of finished partitions stay, so --resume sends only the rest."""
     try:
         from pyspark import SparkContext
 
