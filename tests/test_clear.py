@@ -166,8 +166,10 @@ def test_deletes_that_fail_abort_before_the_offline_store_is_touched(emulator, s
         return ids
 
     monkeypatch.setattr(clear, "scan_record_ids_if_possible", list_then_break)
-    with pytest.raises(Aborted, match=r"30 of 30 online records of " + name) as info:
-        clear_target(spark, target, store, run_settings(emulator, name, max_attempts=2))
+    # every call failing is an outage: waited out for the retry budget, then the clear stops
+    with pytest.raises(Aborted, match=rf"--clear-target stopped: DeleteRecord on feature group "
+                                      rf"'{name}' .*every call has failed .*retry budget") as info:
+        clear_target(spark, target, store, run_settings(emulator, name, retry_budget_seconds=2))
     faults()
     assert info.value.exit_code == 3
     assert "InternalFailure" in str(info.value) or "ServiceUnavailable" in str(info.value)
@@ -213,3 +215,35 @@ def test_max_tps_paces_the_deletes(emulator, sm, fsr, spark, faults):
     assert emulator.stats()["throttled"] == throttled_before
     # 60 deletes at 40/s with a quarter-second burst (10) take at least 50 / 40 s
     assert elapsed >= 1.2
+
+
+def test_deletes_ride_out_a_throttle_storm_for_their_time_budget():
+    """Retries are bounded by time (migration.retry_budget_seconds), not a count of attempts."""
+    import dataclasses
+
+    from botocore.exceptions import ClientError
+    from fsmigrate.clear_online import DeleteSettings, delete_partition
+    from jobtools import FakeClock
+
+    class Throttling:
+        def __init__(self, refusals: int) -> None:
+            self.refusals, self.calls = refusals, 0
+
+        def delete_record(self, **kwargs):
+            self.calls += 1
+            if self.calls <= self.refusals:
+                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"},
+                                   "ResponseMetadata": {"HTTPStatusCode": 400}}, "DeleteRecord")
+
+    settings = DeleteSettings(aws=AwsSettings(), group="g", event_time_feature="ts",
+                              max_workers=1, retry_budget_s=300.0)
+    clock = FakeClock()
+    client = Throttling(40)  # more than the 32 throttles a delete used to be allowed
+    result = delete_partition(["a"], settings, client=client, sleep=clock.sleep, clock=clock)
+    assert (result.deleted, result.failed, client.calls) == (1, [], 41)
+    clock = FakeClock()
+    short = dataclasses.replace(settings, retry_budget_s=20.0)
+    result = delete_partition(["a"], short, client=Throttling(1000), sleep=clock.sleep,
+                              clock=clock)
+    assert result.deleted == 0 and result.failed[0]["error_code"] == "ThrottlingException"
+    assert 20.0 <= clock.now - 1000.0 < 35.0

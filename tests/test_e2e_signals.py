@@ -1,7 +1,8 @@
 """End to end: SIGTERM (what Glue, EMR and YARN send a cancelled job's process group) stops the
 real `spark-submit job/migrate.py` with exit 3, one message and the resume command, no
 traceback; `--resume` then finishes with the target in the expected state. The run carries a
-recognisable fake secret in its environment, which appears in no output and no run file."""
+recognisable fake secret in its environment, which appears in no output and no run file. Before
+the SIGTERM a Python worker is killed mid-task: Spark retries that task and the job goes on."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+from fault_matrix import kill_a_worker
 from jobtools import (
     ROOT,
     create_group,
@@ -62,6 +64,15 @@ def test_sigterm_stops_with_exit_3_and_resume_finishes_without_leaking_secrets(
                 assert proc.poll() is None, log_path.read_text()[-3000:]
                 assert time.monotonic() < deadline, "no checkpoint within 240 s"
                 time.sleep(0.2)
+            # a Python worker killed mid-task fails only its task, which Spark runs again:
+            # the job goes on writing (in local mode too), until the SIGTERM
+            while not kill_a_worker(proc.pid):
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                time.sleep(0.02)
+            finished = len(list(checkpoints.glob("part-*.json")))
+            while len(list(checkpoints.glob("part-*.json"))) < finished + 2:
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                time.sleep(0.1)
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(120)
         finally:

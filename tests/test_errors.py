@@ -28,3 +28,15 @@ def test_our_aborted_comes_back_out_of_the_spark_wrapping():
     assert str(unwrapped) == "PutRecord on feature group 'g' failed with AccessForbidden: no"
     other = RuntimeError("ModuleNotFoundError: No module named 'fsmigrate'")
     assert from_executor(other) is other
+
+
+def test_a_python_worker_that_died_is_named_as_such():
+    wrapped = RuntimeError(
+        "An error occurred while calling z:org.apache.spark.api.python.PythonRDD.collectAndServe.\n"
+        ": org.apache.spark.SparkException: Job aborted due to stage failure: Task 3 in stage 4.0 "
+        "failed 4 times, most recent failure: Lost task 3.3 in stage 4.0 (TID 21) (host executor "
+        "driver): org.apache.spark.SparkException: Python worker exited unexpectedly (crashed)\n"
+        "Caused by: java.io.EOFException\n")
+    assert executor_error_line(wrapped) == (
+        "the Python worker running a task died in each of its 4 attempts (killed, or out of "
+        "memory; spark.task.maxFailures sets the attempts)")

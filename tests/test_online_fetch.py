@@ -7,6 +7,7 @@ from fsmigrate.aws import AwsSettings
 from fsmigrate.errors import Aborted
 from fsmigrate.eventtime import NS
 from fsmigrate.sources.online_fetch import FetchJob, fetch_partition
+from jobtools import FakeClock
 
 
 class ScriptedClient:
@@ -45,11 +46,12 @@ def client_error(code, status):
 
 
 JOB = FetchJob(aws=AwsSettings(), group="g", features=(("id", False), ("et", False)),
-                event_time="et", now_ns=1714564800 * NS + NS, max_workers=2, max_attempts=4)
+                event_time="et", now_ns=1714564800 * NS + NS, max_workers=2, retry_budget_s=30.0)
 
 
-def fetch(ids, client, job=JOB):
-    return list(fetch_partition(iter(ids), job, client=client, sleep=lambda s: None))
+def fetch(ids, client, job=JOB, clock=None):
+    clock = clock or FakeClock()
+    return list(fetch_partition(iter(ids), job, client=client, sleep=clock.sleep, clock=clock))
 
 
 def test_fetch_retries_errors_unprocessed_and_throttled_calls():
@@ -97,8 +99,26 @@ def test_fetch_aborts_on_systemic_and_permanent_errors(failure):
         fetch(["a", "b"], ScriptedClient([failure]))
 
 
-def test_fetch_aborts_once_retries_make_no_progress():
-    client = ScriptedClient([client_error("ThrottlingException", 400)] * 10)
+def test_fetch_retries_for_the_budget_then_aborts():
+    clock = FakeClock()
+    client = ScriptedClient([client_error("ThrottlingException", 400)] * 1000)
     with pytest.raises(Aborted, match="ThrottlingException"):
-        fetch(["a"], client)
-    assert len(client.calls) == JOB.max_attempts
+        fetch(["a"], client, clock=clock)
+    assert JOB.retry_budget_s <= clock.now - 1000.0 < JOB.retry_budget_s + 15
+    assert len(client.calls) > 10  # more than the attempt count it used to stop at
+
+
+def test_fetch_waits_out_an_outage_shorter_than_the_budget():
+    clock = FakeClock()
+    client = ScriptedClient([client_error("ServiceUnavailable", 503)] * 6)  # then answers
+    assert [r[0] for r in fetch(["a"], client, clock=clock)] == ["a"]
+    assert clock.now - 1000.0 < JOB.retry_budget_s
+
+
+def test_fetch_aborts_an_outage_longer_than_the_budget_probing_gently():
+    clock = FakeClock()
+    client = ScriptedClient([client_error("ServiceUnavailable", 503)] * 1000)
+    with pytest.raises(Aborted, match="every call has failed for .* retry budget"):
+        fetch(["a", "b"], client, clock=clock)
+    assert JOB.retry_budget_s <= clock.now - 1000.0 < JOB.retry_budget_s + 15
+    assert len(client.calls) < 30  # waited at the gate, one probe at a time

@@ -64,3 +64,19 @@ def _line(exc: Exception) -> str:
     from fsmigrate.errors import executor_error_line
 
     return executor_error_line(exc)
+
+
+@pytest.mark.parametrize("master, max_failures, expected", [
+    ("local[*]", None, "local[*,4]"),
+    ("local[2]", None, "local[2,4]"),
+    ("local", None, "local[1,4]"),
+    ("local[2]", "6", "local[2,6]"),  # spark.task.maxFailures, as on a cluster
+    ("local[2]", "junk", "local[2,4]"),
+    ("local[2,1]", "6", "local[2,1]"),  # said explicitly: kept
+    ("yarn", None, "yarn"),
+    ("local-cluster[2,1,1024]", None, "local-cluster[2,1,1024]"),
+])
+def test_local_mode_retries_a_failed_task_like_a_cluster(master, max_failures, expected):
+    from fsmigrate.cli import local_with_retries
+
+    assert local_with_retries(master, max_failures) == expected

@@ -292,6 +292,36 @@ def test_live_feed_adds_running_tasks_until_their_last_datagram():
         feed.close()
 
 
+def test_live_feed_counts_a_retried_task_once():
+    """A task whose Python worker died never sends its last datagram; Spark's next attempt of
+    the partition replaces its counts instead of adding to them."""
+    from fsmigrate.progress import LiveFeed, LiveReporter
+
+    feed = LiveFeed("127.0.0.1")
+    try:
+        dead = LiveReporter(feed.address, "3", interval=0.0, attempt=0)
+        retry = LiveReporter(feed.address, "3", interval=0.0, attempt=1)
+
+        def settle(written: int) -> int:
+            deadline = time.monotonic() + 5
+            while feed.add_to({"written": 0})["written"] != written \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return feed.add_to({"written": 0})["written"]
+
+        dead.report({"written": 70})
+        assert settle(70) == 70
+        retry.report({"written": 20})  # the same records again, from the start
+        assert settle(20) == 20
+        dead.report({"written": 80})  # a late datagram of the dead attempt: ignored
+        retry.report({"written": 30})
+        assert settle(30) == 30
+        retry.report({}, done=True)
+        assert settle(0) == 0
+    finally:
+        feed.close()
+
+
 def test_reporter_without_a_feed_or_too_soon_sends_nothing():
     from fsmigrate.progress import LiveReporter
 

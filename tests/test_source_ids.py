@@ -43,7 +43,7 @@ def test_throttled_pages_are_retried(emulator, sm, fsr, client, faults):
     name = make_group(sm, fsr, 300)
     throttled_before = emulator.stats()["throttled"]
     faults(throttle_tps=2)
-    assert len(scan_record_ids(name, client, max_attempts=20)) == 300
+    assert len(scan_record_ids(name, client)) == 300
     assert emulator.stats()["throttled"] > throttled_before  # the fault was really hit
 
 
@@ -58,3 +58,38 @@ def test_a_missing_group_aborts(client):
     with pytest.raises(Aborted, match="ResourceNotFound") as info:
         scan_record_ids_if_possible(client, unique("ids-gone"))
     assert not isinstance(info.value, ListRecordsRefused)
+
+
+class _FailingPages:
+    """list_records answering `errors` (503s, then 429s) before a page of ids."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        self.errors, self.calls = list(errors), 0
+
+    def list_records(self, **kwargs):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return {"RecordIdentifiers": ["a", "b"]}
+
+
+def _error(code: str, status: int) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": code},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, "ListRecords")
+
+
+def test_the_scan_is_retried_for_its_time_budget_not_a_count_of_attempts():
+    from jobtools import FakeClock
+
+    clock = FakeClock()
+    client = _FailingPages([_error("ServiceUnavailable", 503)] * 5
+                           + [_error("ThrottlingException", 400)] * 20)
+    ids = scan_record_ids("g", client, retry_budget_s=300.0, sleep=clock.sleep, clock=clock)
+    assert ids == ["a", "b"] and client.calls == 26  # 10 attempts used to be the limit
+    clock = FakeClock()
+    with pytest.raises(Aborted, match="every call has failed .* retry budget"):
+        scan_record_ids("g", _FailingPages([_error("ServiceUnavailable", 503)] * 1000),
+                        retry_budget_s=20.0, sleep=clock.sleep, clock=clock)
+    assert 20.0 <= clock.now - 1000.0 < 35.0

@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 FAIL = "fail"
 ABORT = "abort"
+BUDGET_S = 300.0  # migration.retry_budget_seconds' default
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng) -> float:

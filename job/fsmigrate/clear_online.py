@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from . import aws
 from .aws import AwsSettings
-from .calls import Caller, CallFailed, RetryPolicy, Tally
+from .calls import BUDGET_S, Caller, CallFailed, RetryPolicy, Tally
 from .errors import Aborted, executor_error_line, from_executor
 from .eventtime import event_time_after, instant_ns, now_event_time
 from .groups import FRACTIONAL, ONLINE_STORE, GroupSpec
@@ -43,15 +43,14 @@ class DeleteSettings:
     max_workers: int = 4  # threads per partition
     chunk_size: int = 10  # ids handed to one thread at a time (one DeleteRecord call each)
     tps_per_task: float | None = None  # DeleteRecord calls/s this task may make
-    max_attempts: int = 8  # for 5xx and connection errors
-    throttle_attempts: int = 32  # throttling is back-pressure, not a broken record
+    retry_budget_s: float = BUDGET_S  # see calls.RetryPolicy.budget_s
     base_delay_s: float = 0.05
     max_delay_s: float = 10.0
 
     @property
     def policy(self) -> RetryPolicy:
-        return RetryPolicy(self.max_attempts, self.base_delay_s, self.max_delay_s,
-                           throttle_attempts=self.throttle_attempts)
+        return RetryPolicy(None, self.base_delay_s, self.max_delay_s,
+                           budget_s=self.retry_budget_s)
 
 
 @dataclass
@@ -130,12 +129,13 @@ class _Deleter:
 
 
 def delete_partition(ids: Iterable[str], settings: DeleteSettings, client=None, rng=None,
-                     sleep=None) -> DeleteResult:
-    """HardDelete (online store only) every record id; raises Aborted on a systemic error."""
+                     sleep=None, clock=None) -> DeleteResult:
+    """HardDelete (online store only) every record id; raises Aborted on a systemic error or an
+    outage longer than the retry budget. ``client``/``rng``/``sleep``/``clock``: tests."""
     if client is None:
         client = aws.runtime_client(settings.aws, max_pool=max(10, settings.max_workers + 2))
     caller = Caller.paced(settings.group, settings.policy, settings.tps_per_task, rng=rng,
-                          sleep=sleep)
+                          sleep=sleep, clock=clock)
     deleter = _Deleter(settings, client, caller)
     total = DeleteResult()
     for result in bounded_map(deleter.delete_ids, ids, settings.chunk_size, settings.max_workers,
@@ -159,9 +159,8 @@ def delete_online(spark: SparkSession, target: GroupSpec, ids: list[str] | DataF
         event_time_feature=target.event_time,
         fractional_event_time=bool(event_feature and event_feature.type == FRACTIONAL),
         max_workers=m.max_workers,
-        throttle_attempts=max(32, 4 * m.max_attempts),
         tps_per_task=task_share(m.max_tps, partitions, sc),
-        max_attempts=m.max_attempts,
+        retry_budget_s=m.retry_budget_seconds,
     )
 
     def delete_one_partition(rows) -> tuple[dict[str, int], list[dict]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -82,8 +83,8 @@ def threading_main() -> bool:
 
 
 def _cancel_spark_jobs() -> None:
-    """Stop the tasks: cancelled tasks end their partition where they are; checkpoints of
-    finished partitions stay, so --resume sends only the rest."""
+    """Stop the tasks: cancelled tasks end their partition where they are, without a
+    checkpoint; checkpoints of finished partitions stay, so --resume sends only the rest."""
     try:
         from pyspark import SparkContext
 
@@ -97,11 +98,17 @@ def _cancel_spark_jobs() -> None:
 def spark_session(settings: Settings):
     from pyspark.sql import SparkSession
 
+    from .preflight import spark_master
+
     builder = SparkSession.builder.appName(f"fsmigrate {settings.source} -> {settings.target}")
     # spark-submit and Glue start the driver beside their JVM, which holds spark.master (an
     # empty SparkConf() cannot see it before the context exists). A plain program: local mode.
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
-        builder = builder.master("local[*]").config("spark.ui.enabled", "false")
+        builder = builder.config("spark.ui.enabled", "false")
+    master = spark_master()  # None: unknown, left as it is
+    if master is not None:
+        builder = builder.master(local_with_retries(master,
+                                                    _conf_value("spark.task.maxFailures")))
     # Writes are side effects: a speculative copy of a task would send its records twice.
     builder = builder.config("spark.speculation", "false")
     builder = builder.config("spark.sql.session.timeZone", "UTC")
@@ -113,6 +120,39 @@ def spark_session(settings: Settings):
     _take_signals(spark)
     _ship_package(spark)
     return spark
+
+
+LOCAL_TASK_TRIES = 4  # spark.task.maxFailures' default on a cluster
+_LOCAL = re.compile(r"local(?:\[(\*|\d+)\])?")
+
+
+def local_with_retries(master: str, max_failures: str | None) -> str:
+    """`local` / `local[N]` as `local[N,F]`: in local mode Spark tries a task once whatever
+    spark.task.maxFailures says, so a Python worker killed mid-task (out of memory, the OOM
+    killer) would end the job; on a cluster the task is retried. F: spark.task.maxFailures
+    when set, else a cluster's default. Other masters (and `local[N,F]`) are left as they are.
+    """
+    match = _LOCAL.fullmatch(master.strip())
+    if not match:
+        return master
+    try:
+        tries = max(1, int(max_failures)) if max_failures else LOCAL_TASK_TRIES
+    except ValueError:
+        tries = LOCAL_TASK_TRIES
+    return f"local[{match.group(1) or 1},{tries}]"
+
+
+def _conf_value(key: str) -> str | None:
+    """A Spark setting as spark-submit passed it (None: unset, or no JVM yet)."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return None
+    try:
+        from pyspark import SparkConf
+
+        return SparkConf().get(key)
+    except Exception:  # noqa: BLE001 - unset
+        log.debug("cannot read %s", key, exc_info=True)
+        return None
 
 
 def _ship_package(spark) -> None:

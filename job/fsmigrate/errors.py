@@ -32,9 +32,18 @@ def from_executor(exc: Exception) -> Exception:
 _PY_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Aborted|BadInput): .+")
 
 
+_TRIES = re.compile(r"failed (\d+) times?")
+
+
 def executor_error_line(exc: Exception) -> str:
     """The Python error inside Spark's wrapping (the executor's traceback), else the headline."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = str(exc)
+    if "Python worker exited unexpectedly" in text:  # no Python traceback: the process died
+        tries = _TRIES.search(text)
+        each = f" in each of its {tries.group(1)} attempts" if tries else ""
+        return (f"the Python worker running a task died{each} (killed, or out of memory; "
+                "spark.task.maxFailures sets the attempts)")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     python = [ln for ln in lines if _PY_ERROR_LINE.match(ln)
               and not ln.startswith(("py4j.", "org.apache.", "java."))]
     return (python[0] if python else lines[0] if lines else type(exc).__name__)[:300]

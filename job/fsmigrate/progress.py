@@ -131,8 +131,10 @@ def _bar(counts: dict[str, int], total: int, width: int = 24) -> str:
 
 class LiveFeed:
     """Driver side: collects the tasks' running counts (one datagram per task and half
-    second), keyed by task attempt; a task's last datagram (``done``) drops it again, since
-    its accumulators then carry its counts."""
+    second), keyed by partition; a task's last datagram (``done``) drops it again, since its
+    accumulators then carry its counts. A later attempt of a partition (Spark retrying a task
+    whose Python worker died) replaces the counts of the earlier one, which never sends
+    ``done``: they are not counted twice."""
 
     def __init__(self, host: str) -> None:
         family, _, _, _, addr = socket.getaddrinfo(host, 0, type=socket.SOCK_DGRAM)[0]
@@ -140,8 +142,8 @@ class LiveFeed:
         self._sock.bind(addr)
         self.address = (host, self._sock.getsockname()[1])
         self._lock = threading.Lock()
-        self._live: dict[str, dict] = {}
-        self._done: set[str] = set()
+        self._live: dict[str, tuple[int, dict]] = {}  # partition -> (attempt, counts)
+        self._done: dict[str, int] = {}  # partition -> its last attempt that ended
         self._closed = False
         threading.Thread(target=self._run, name="progress-feed", daemon=True).start()
 
@@ -159,21 +161,25 @@ class LiveFeed:
                 data = self._sock.recv(65536)
                 msg = json.loads(data)
                 key = str(msg.pop("task"))
+                attempt = int(msg.pop("attempt", 0))
             except (OSError, ValueError, KeyError, TypeError):
                 if self._closed:
                     return
                 continue
             with self._lock:
+                if attempt <= self._done.get(key, -1):
+                    continue  # a late datagram of an attempt that has ended
                 if msg.pop("done", False):
-                    self._done.add(key)
-                    self._live.pop(key, None)
-                elif key not in self._done:
-                    self._live[key] = msg
+                    self._done[key] = attempt
+                    if self._live.get(key, (-1, None))[0] <= attempt:
+                        self._live.pop(key, None)
+                elif attempt >= self._live.get(key, (-1, None))[0]:
+                    self._live[key] = (attempt, msg)
 
     def add_to(self, counts: dict[str, int]) -> dict[str, int]:
         """`counts` (the finished tasks') plus the running tasks'; the longest outage seen."""
         with self._lock:
-            live = list(self._live.values())
+            live = [msg for _, msg in self._live.values()]
         out = dict(counts)
         for msg in live:
             for name, value in msg.items():
@@ -193,8 +199,10 @@ class LiveReporter:
     every `interval` seconds; never raises."""
 
     def __init__(self, address: tuple[str, int] | None, task: str, interval: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, attempt: int = 0) -> None:
+        """`task`: the partition; `attempt`: Spark's attempt number of its task."""
         self.address, self.task, self.interval, self._clock = address, task, interval, clock
+        self.attempt = attempt
         self._sent = float("-inf")
         self._sock: socket.socket | None = None
 
@@ -206,7 +214,8 @@ class LiveReporter:
             if self._sock is None:
                 family = socket.getaddrinfo(self.address[0], 0, type=socket.SOCK_DGRAM)[0][0]
                 self._sock = socket.socket(family, socket.SOCK_DGRAM)
-            payload = {"task": self.task, **counts, **({"done": True} if done else {})}
+            payload = {"task": self.task, "attempt": self.attempt, **counts,
+                       **({"done": True} if done else {})}
             self._sock.sendto(json.dumps(payload).encode(), self.address)
         except OSError:
             log.debug("progress datagram not sent", exc_info=True)

@@ -149,7 +149,7 @@ def select_online(spark: SparkSession, settings: Settings, source: GroupSpec,
     m = settings.migration
     read = read_online(spark, source, store, settings.source_aws, m.id_source,
                        max_workers=m.max_workers, max_tps=m.read_tps,
-                       max_attempts=m.max_attempts,
+                       retry_budget_s=m.retry_budget_seconds,
                        progress_interval=m.progress_interval_seconds,
                        allow_inactive_offline=m.allow_inactive_offline_store)
     typed = typed_view(read.df, source)

@@ -1,7 +1,8 @@
 """The run folder: `<output.uri>/<run_id>/` with plan.json, report.json, checkpoints/, failures/.
 
-Executors write one checkpoint and (when needed) one failure file per partition; each file is
-replaced in one step, so a Spark task retry replaces its earlier attempt instead of adding to it.
+Executors write (when needed) one failure file per partition, the driver one checkpoint per
+partition whose task succeeded; each file is replaced in one step, so a Spark task retry
+replaces its earlier attempt instead of adding to it.
 """
 
 from __future__ import annotations

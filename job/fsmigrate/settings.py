@@ -46,8 +46,7 @@ class MigrationOptions:
     ttl: str = "source"
     id_source: str = "auto"
     partition_records: int = 5000
-    max_attempts: int = 8  # reads and the clear; writes are bounded by retry_budget_seconds
-    retry_budget_seconds: float = 300.0
+    retry_budget_seconds: float = 300.0  # every call: writes, reads, the clear
     progress_interval_seconds: float = 5.0
     # ---- issue 7 (verify-sources): reads, verification, offline store status ----
     read_tps: float = 400.0  # BatchGetRecord calls/s: 80% of its 500 TPS account quota
@@ -208,7 +207,7 @@ _OPTION_TYPES = {
     "batch_size": int, "max_workers": int, "max_tps": float, "write_api": str,
     "filter_query": str, "clear_target": bool, "confirm_clear": str, "dry_run": bool,
     "resume_from": str, "missing_features": str, "ttl": str, "id_source": str,
-    "partition_records": int, "max_attempts": int, "progress_interval_seconds": float,
+    "partition_records": int, "progress_interval_seconds": float,
     "read_tps": float, "verify": str, "allow_inactive_offline_store": bool,
     "retry_budget_seconds": float,
 }
@@ -323,8 +322,6 @@ def validate(s: Settings) -> None:
         raise BadInput(f"migration.id_source must be one of {', '.join(ID_SOURCES)}")
     if not 100 <= m.partition_records <= 10_000_000:
         raise BadInput("migration.partition_records must be between 100 and 10000000")
-    if not 1 <= m.max_attempts <= 100:
-        raise BadInput("migration.max_attempts must be between 1 and 100")
     if not 0.1 <= m.progress_interval_seconds <= 3600:
         raise BadInput("migration.progress_interval_seconds must be between 0.1 and 3600, "
                        f"got {m.progress_interval_seconds}")

@@ -88,7 +88,7 @@ class VerifyRequest:
     target_was_empty: bool
     read_tps: float | None
     max_workers: int
-    max_attempts: int
+    retry_budget_s: float
     progress_interval: float
     partitions: int
 
@@ -117,7 +117,7 @@ def verify(spark: SparkSession, encoded: DataFrame, request: VerifyRequest, fold
                 types=types, record_id=request.record_id, event_time=target.event_time,
                 ttl_column=ttl_column, default_ttl=default_ttl,
                 target_was_empty=request.target_was_empty, now_ns=now_ns(),
-                max_workers=request.max_workers, max_attempts=request.max_attempts)
+                max_workers=request.max_workers, retry_budget_s=request.retry_budget_s)
     if size is not None:
         # A deterministic spread over the ids: top-N by a hash, no full sort.
         sample = written.orderBy(F.xxhash64(F.col(request.record_id))).limit(size).collect()
@@ -170,7 +170,7 @@ def verify_run(spark: SparkSession, encoded: DataFrame, plan: Plan, target: Grou
     request = VerifyRequest(
         mode=m.verify, target=target, record_id=target.record_id, ttl_policy=plan.ttl,
         target_was_empty=bool(plan.target_empty), read_tps=m.read_tps,
-        max_workers=m.max_workers, max_attempts=m.max_attempts,
+        max_workers=m.max_workers, retry_budget_s=m.retry_budget_seconds,
         progress_interval=m.progress_interval_seconds, partitions=plan.partitions)
     try:
         return verify(spark, encoded, request, folder, settings.target_aws)

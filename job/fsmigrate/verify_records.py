@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .aws import AwsSettings
-from .calls import Tally
+from .calls import BUDGET_S, Tally
 from .eventtime import NS, instant_ns
 from .groups import FRACTIONAL, INTEGRAL
 from .sources.online_fetch import FetchJob, fetch_partition
@@ -38,14 +38,14 @@ class VerifyJob:
     target_was_empty: bool
     now_ns: int
     max_workers: int = 4
-    max_attempts: int = 8
+    retry_budget_s: float = BUDGET_S
     calls_per_second: float | None = None
 
     def fetch_job(self) -> FetchJob:
         return FetchJob(aws=self.aws, group=self.group,
                         features=tuple((name, coll) for name, _, coll in self.types),
                         event_time=self.event_time, now_ns=self.now_ns,
-                        max_workers=self.max_workers, max_attempts=self.max_attempts,
+                        max_workers=self.max_workers, retry_budget_s=self.retry_budget_s,
                         calls_per_second=self.calls_per_second)
 
 

@@ -1,8 +1,16 @@
 """The write stage on the driver: the selected records, partitioned by record id, written by
-every task (write.py), with one checkpoint and one failure file per partition."""
+every task (write.py), with one checkpoint and one failure file per partition.
+
+The driver writes the checkpoints, of the tasks Spark counts as successful (their accumulator
+notes), as they come in. A task writing them itself could checkpoint half a partition: when
+Spark kills a task (a cancelled or failed job) its Python worker sees the end of its input
+as a normal end, and would go on to report the partition finished.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 from pyspark.sql import DataFrame, SparkSession
@@ -18,6 +26,8 @@ from .runstate import RunFolder
 from .settings import Settings
 from .sources.online import TTL_SECONDS
 from .write import WriterSettings, write_partition
+
+log = logging.getLogger(__name__)
 
 COUNTERS = ("written", "failed", "retried", "throttled", "api_calls")
 
@@ -62,7 +72,7 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
         if partition in finished:
             return {}, []
         started, cpu_started = time.time(), time.process_time()
-        reporter = LiveReporter(address, str(context.taskAttemptId()))
+        reporter = LiveReporter(address, str(partition), attempt=context.attemptNumber())
         health = shared(("health", writer.target_group), Health)
 
         def live(total) -> None:
@@ -81,8 +91,7 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
                  "api_calls": result.api_calls, "seconds": round(time.time() - started, 3),
                  # the Python worker's CPU: reading rows, building requests, boto3, threads
                  "cpu_seconds": round(time.process_time() - cpu_started, 3)}
-        folder.write_checkpoint(partition, stats)
-        return stats, []
+        return stats, [{"partition": partition, **stats}]
 
     if finished:
         # pmod(hash(id), n) is the partition repartition(n, id) gives a row: rows of finished
@@ -93,10 +102,45 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
     if prepared:
         partitioned = with_entries(partitioned, target.name, record_id, collection_features,
                                    ttl_column, stores)
+    counters = Counters(sc, COUNTERS)
+    saver = CheckpointSaver(folder, counters)
     try:
-        return for_each_partition(partitioned, write_one_partition, Counters(sc, COUNTERS),
-                                  total, settings.migration.progress_interval_seconds,
-                                  live=feed)
+        return for_each_partition(partitioned, write_one_partition, counters, total,
+                                  settings.migration.progress_interval_seconds, live=feed)
     finally:
+        saver.close()  # the partitions finished before a failure or a cancel count too
         if feed is not None:
             feed.close()
+
+
+class CheckpointSaver:
+    """Writes the checkpoint of every partition whose task succeeded (a note of `counters`),
+    every `interval` seconds while the write runs and once more at :meth:`close`."""
+
+    def __init__(self, folder: RunFolder, counters: Counters, interval: float = 1.0) -> None:
+        self.folder, self.counters, self.interval = folder, counters, interval
+        self._saved = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.save()
+            except Exception:  # noqa: BLE001 - close() tries again, and raises
+                log.warning("could not write checkpoints yet", exc_info=True)
+
+    def save(self) -> None:
+        with self._lock:
+            notes = self.counters.notes  # appended to as tasks succeed
+            for note in notes[self._saved:]:
+                stats = dict(note)
+                self.folder.write_checkpoint(stats.pop("partition"), stats)
+                self._saved += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.save()

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .. import aws
-from ..calls import ABORT, Caller, CallFailed, RetryPolicy, Tally
+from ..calls import ABORT, BUDGET_S, Caller, CallFailed, RetryPolicy, Tally
 from ..errors import Aborted
 from ..groups import GroupSpec
 from ..pacing import RateLimiter
@@ -29,15 +29,17 @@ class ListRecordsRefused(Aborted):
 
 
 def scan_record_ids(group: str, client, include_soft_deleted: bool = False,
-                    max_attempts: int = 10, calls_per_second: float | None = None,
-                    rng=None, sleep=None) -> list[str]:
+                    retry_budget_s: float = BUDGET_S, calls_per_second: float | None = None,
+                    rng=None, sleep=None, clock=None) -> list[str]:
     """Every record id ListRecords returns (pages of 100), in order, without duplicates.
 
-    Throttling, 5xx and connection errors are retried with backoff; running out of attempts or
-    a systemic error raises Aborted, a permanent error ListRecordsRefused.
+    Throttling, 5xx and connection errors are retried with backoff for up to retry_budget_s
+    seconds; running out of it or a systemic error raises Aborted, a permanent error
+    ListRecordsRefused.
     """
-    caller = Caller(group, RetryPolicy(max_attempts, on_exhausted=ABORT),
-                    RateLimiter(calls_per_second, sleep=sleep), rng=rng, sleep=sleep)
+    caller = Caller(group, RetryPolicy(None, on_exhausted=ABORT, budget_s=retry_budget_s),
+                    RateLimiter(calls_per_second, sleep=sleep, clock=clock), rng=rng,
+                    sleep=sleep, clock=clock)
     seen: dict[str, None] = {}
     token: str | None = None
     while True:
@@ -53,7 +55,7 @@ def scan_record_ids(group: str, client, include_soft_deleted: bool = False,
             return list(seen)
 
 
-def scan_record_ids_if_possible(client, group: str, max_attempts: int = 8, rng=None,
+def scan_record_ids_if_possible(client, group: str, retry_budget_s: float = BUDGET_S, rng=None,
                                 sleep=None) -> list[str] | None:
     """Every id ListRecords gives (soft-deleted included); None when ListRecords is unavailable
     (this botocore lacks it, or the service refuses it). A systemic error raises Aborted."""
@@ -63,7 +65,7 @@ def scan_record_ids_if_possible(client, group: str, max_attempts: int = 8, rng=N
         return None
     try:
         return scan_record_ids(group, client, include_soft_deleted=True,
-                               max_attempts=max_attempts, rng=rng, sleep=sleep)
+                               retry_budget_s=retry_budget_s, rng=rng, sleep=sleep)
     except ListRecordsRefused as exc:
         log.warning("%s: record ids come from the offline store", exc)
         return None

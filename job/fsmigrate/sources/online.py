@@ -40,6 +40,7 @@ from pyspark.sql.types import (
 
 from .. import aws
 from ..aws import AwsSettings
+from ..calls import BUDGET_S
 from ..errors import BadInput
 from ..eventtime import now_ns
 from ..groups import FRACTIONAL, INTEGRAL, GroupSpec
@@ -156,7 +157,7 @@ def read_online(spark: SparkSession, source: GroupSpec, store: Store,
                 aws_settings: AwsSettings, id_source: str = "auto",
                 now: datetime | None = None, max_workers: int = 4,
                 ids_per_partition: int = 2000, max_tps: float | None = None,
-                max_attempts: int = 10, progress_interval: float = 5.0,
+                retry_budget_s: float = BUDGET_S, progress_interval: float = 5.0,
                 allow_inactive_offline: bool = False) -> OnlineRead:
     """The source's online records, one row each, values exactly as the service returned them.
 
@@ -174,8 +175,8 @@ def read_online(spark: SparkSession, source: GroupSpec, store: Store,
     """
     if not source.online:
         raise BadInput(f"feature group {source.name} has no online store to read")
-    if max_workers < 1 or ids_per_partition < 1 or max_attempts < 1:
-        raise BadInput("max_workers, ids_per_partition and max_attempts must be at least 1")
+    if max_workers < 1 or ids_per_partition < 1:
+        raise BadInput("max_workers and ids_per_partition must be at least 1")
     if max_tps is not None and not max_tps > 0:
         raise BadInput(f"max_tps must be positive, got {max_tps}")
     if source.feature(source.event_time) is None:
@@ -189,7 +190,7 @@ def read_online(spark: SparkSession, source: GroupSpec, store: Store,
     log.info("reading the online store of %s; record ids from %s (%s)", source.name, kind,
              reason)
 
-    scan_ids = scan_record_ids(source.name, client, max_attempts=max_attempts,
+    scan_ids = scan_record_ids(source.name, client, retry_budget_s=retry_budget_s,
                                calls_per_second=max_tps) if scan else []
     if offline_ids is None:
         considered = len(scan_ids)
@@ -211,7 +212,7 @@ def read_online(spark: SparkSession, source: GroupSpec, store: Store,
         event_time=source.event_time,
         now_ns=now,
         max_workers=max_workers,
-        max_attempts=max_attempts,
+        retry_budget_s=retry_budget_s,
         calls_per_second=task_share(max_tps, partitions, sc),
     )
     schema = StructType([*online_schema(source).fields, StructField(_EXPIRED, BooleanType())])

@@ -3,8 +3,9 @@
 Calls of ≤100 ids, ``max_workers`` in flight, ``ExpirationTimeResponse=Enabled``. Ids missing
 from a response are not online (deleted or expired) and produce no row. ``Errors`` and
 ``UnprocessedIdentifiers`` entries are sent again, as are whole calls that were throttled or
-failed with 5xx or connection errors; systemic codes (access denied, group gone), permanent
-errors and exhausted retries abort the read: a read that can't see a record must not skip it.
+failed with 5xx or connection errors, for up to ``retry_budget_s`` (an outage that long ends the
+read); systemic codes (access denied, group gone), permanent errors and exhausted retries abort
+the read: a read that can't see a record must not skip it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from .. import aws
 from ..aws import AwsSettings
-from ..calls import ABORT, Caller, RetryPolicy, Tally
+from ..calls import ABORT, BUDGET_S, Caller, RetryPolicy, Tally
 from ..eventtime import instant_ns, ttl_seconds_for
 from ..parallel import bounded_map
 
@@ -36,7 +37,7 @@ class FetchJob:
     event_time: str
     now_ns: int
     max_workers: int = 4
-    max_attempts: int = 10  # consecutive attempts without progress
+    retry_budget_s: float = BUDGET_S  # see calls.RetryPolicy.budget_s
     base_delay_s: float = 0.05
     max_delay_s: float = 10.0
     calls_per_second: float | None = None  # per task; None = unlimited
@@ -44,8 +45,8 @@ class FetchJob:
     @property
     def policy(self) -> RetryPolicy:
         """A reader never skips a record: anything but a retry ends the read."""
-        return RetryPolicy(self.max_attempts, self.base_delay_s, self.max_delay_s,
-                           reset_on_progress=True, on_permanent=ABORT, on_exhausted=ABORT)
+        return RetryPolicy(None, self.base_delay_s, self.max_delay_s, reset_on_progress=True,
+                           on_permanent=ABORT, on_exhausted=ABORT, budget_s=self.retry_budget_s)
 
 
 class _Fetcher:
@@ -120,14 +121,15 @@ class _Fetcher:
 
 
 def fetch_partition(ids: Iterable[str], job: FetchJob, client=None, rng=None,
-                    sleep=None, tally: Tally | None = None) -> Iterator[tuple]:
+                    sleep=None, tally: Tally | None = None, clock=None) -> Iterator[tuple]:
     """BatchGetRecord for one partition's ids, ``job.max_workers`` calls in flight.
 
     Yields (features..., expires_at, ttl_seconds, expired) per record found online; the calls
-    made are added to ``tally`` when given. ``client``/``rng``/``sleep`` are for tests.
+    made are added to ``tally`` when given. ``client``/``rng``/``sleep``/``clock`` are for tests.
     """
     client = client or aws.runtime_client(job.aws, max(10, job.max_workers + 2))
-    caller = Caller.paced(job.group, job.policy, job.calls_per_second, rng=rng, sleep=sleep)
+    caller = Caller.paced(job.group, job.policy, job.calls_per_second, rng=rng, sleep=sleep,
+                          clock=clock)
     fetcher = _Fetcher(job, client, caller, tally)
     ids = (i for i in ids if i is not None)
     for rows in bounded_map(fetcher.fetch, ids, BATCH_GET_MAX_IDS, job.max_workers, caller.stop,
