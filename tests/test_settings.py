@@ -204,7 +204,7 @@ def test_group_name_validation(argv, fragment):
         ("ttl: forever", "migration.ttl"),
         ("id_source: guess", "id_source"),
         ("partition_records: 99", "partition_records"),
-        ("max_attempts: 8", "max_attempts"),  # gone: every retry is bounded by time
+        ("max_attempts: 8", "set migration.retry_budget_seconds"),  # replaced by a time budget
         ("progress_interval_seconds: 0", "progress_interval_seconds"),
         ("max_tps: -1", "--max-tps"),
         ("max_tps: .nan", "--max-tps"),

@@ -27,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from . import aws
 from .aws import AwsSettings
+from .calls import BUDGET_S
 from .clear_guards import check_clearable
 from .clear_offline import delete_offline, offline_objects
 from .clear_online import check_online_empty, delete_online
@@ -52,9 +53,10 @@ class ClearPlan:
         return asdict(self)
 
 
-def _online_ids(spark: SparkSession, target: GroupSpec, store: Store,
-                aws_settings: AwsSettings) -> tuple[str, list[str] | DataFrame | None]:
-    ids = scan_record_ids_if_possible(aws.runtime_client(aws_settings), target.name)
+def _online_ids(spark: SparkSession, target: GroupSpec, store: Store, aws_settings: AwsSettings,
+                retry_budget_s: float) -> tuple[str, list[str] | DataFrame | None]:
+    ids = scan_record_ids_if_possible(aws.runtime_client(aws_settings), target.name,
+                                      retry_budget_s=retry_budget_s)
     if ids is not None:
         return IDS_FROM_SCAN, ids
     if not target.offline:
@@ -70,11 +72,11 @@ def _count(ids: list[str] | DataFrame | None) -> int:
 
 
 def plan_clear(spark: SparkSession, target: GroupSpec, store: Store,
-               aws_settings: AwsSettings) -> ClearPlan:
+               aws_settings: AwsSettings, retry_budget_s: float = BUDGET_S) -> ClearPlan:
     """What --clear-target would delete (for --dry-run): nothing is changed."""
     source, online = None, 0
     if target.online:
-        source, ids = _online_ids(spark, target, store, aws_settings)
+        source, ids = _online_ids(spark, target, store, aws_settings, retry_budget_s)
         online = _count(ids)
     objects = offline_objects(target, store)
     return ClearPlan(target.name, source, online, len(objects), sum(b for _, b in objects))
@@ -91,7 +93,8 @@ def clear_target(spark: SparkSession, target: GroupSpec, store: Store,
     started = time.monotonic()
     deleted = 0
     if target.online:
-        source, ids = _online_ids(spark, target, store, settings.target_aws)
+        source, ids = _online_ids(spark, target, store, settings.target_aws,
+                                  settings.migration.retry_budget_seconds)
         if isinstance(ids, DataFrame):  # counted, then deleted: read the offline store once
             ids = ids.persist(StorageLevel.MEMORY_AND_DISK)
         try:

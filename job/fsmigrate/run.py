@@ -69,7 +69,8 @@ def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> in
         return reverify(spark, selection, plan, target, settings, folder, phases)
 
     if m.clear_target:
-        plan.clear_target = plan_clear(spark, target, store, settings.target_aws).to_json()
+        plan.clear_target = plan_clear(spark, target, store, settings.target_aws,
+                                       m.retry_budget_seconds).to_json()
     if m.dry_run:
         plan.dry_run = True
         print(format_plan(plan, compat))

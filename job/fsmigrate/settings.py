@@ -131,6 +131,12 @@ _TOP_LEVEL = {"source", "target"}
 _SECRET_KEY = re.compile(r"(access_key|secret|session_token|password|credential)", re.I)
 
 
+# keys of earlier versions: say what replaced them rather than "unknown key"
+_REPLACED = {
+    "migration.max_attempts": "retries are bounded by time now; set "
+                              "migration.retry_budget_seconds (default 300)",
+}
+
 def _refuse_secrets(data: Any, conf: str, where: str = "") -> None:
     """Credentials never go in the conf (it is shared: buckets, job definitions, tickets).
     The value is not echoed."""
@@ -158,6 +164,8 @@ def _check_keys(data: dict[str, Any], conf: str) -> None:
         if not isinstance(value, dict):
             raise BadInput(f"conf {conf}: section {key!r} must be a mapping")
         for sub in value:
+            if f"{key}.{sub}" in _REPLACED:
+                raise BadInput(f"conf {conf}: {key}.{sub} is gone: {_REPLACED[key + '.' + sub]}")
             if sub not in _SECTIONS[key]:
                 known = ", ".join(sorted(_SECTIONS[key]))
                 raise BadInput(f"conf {conf}: unknown key {key}.{sub} (known: {known})")
