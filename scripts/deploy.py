@@ -61,8 +61,9 @@ def job_arguments(ns: argparse.Namespace, conf_uri: str) -> list[str]:
     return ["--config", conf_uri, "--source", ns.source, "--target", ns.target, *ns.job_args]
 
 
-def glue(session, ns: argparse.Namespace) -> None:
-    uris = upload(session, ns, ["migrate.py", "fsmigrate.zip"])
+def glue_job(ns: argparse.Namespace, uris: dict[str, str]) -> dict:
+    """The Glue job's definition: CreateJob's fields (without Name), which are also UpdateJob's
+    JobUpdate."""
     args = job_arguments(ns, uris["conf"])
     if len(args) % 2:
         raise DeployError("Glue passes job arguments as --name value pairs: give flags a value "
@@ -75,7 +76,7 @@ def glue(session, ns: argparse.Namespace) -> None:
         "--enable-continuous-cloudwatch-log": "true",
         **dict(zip(args[::2], args[1::2], strict=True)),
     }
-    job = {
+    return {
         "Role": ns.role_arn,
         "Command": {"Name": "glueetl", "ScriptLocation": uris["migrate.py"],
                     "PythonVersion": "3"},
@@ -86,6 +87,11 @@ def glue(session, ns: argparse.Namespace) -> None:
         "NumberOfWorkers": ns.workers,
         "DefaultArguments": defaults,
     }
+
+
+def glue(session, ns: argparse.Namespace) -> None:
+    uris = upload(session, ns, ["migrate.py", "fsmigrate.zip"])
+    job = glue_job(ns, uris)
     client = session.client("glue")
     try:
         client.get_job(JobName=ns.job_name)

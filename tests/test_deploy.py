@@ -84,6 +84,39 @@ def test_glue_job_is_created_with_the_arguments_the_job_accepts(aws, dist):
         "src", "tgt", 8, f"s3://{bucket}/fsmigrate/conf/glue.yaml")
 
 
+def test_glue_update_sends_the_created_definition_as_a_valid_job_update():
+    """moto's Glue has no UpdateJob, so the second deploy's request is checked against botocore's
+    own UpdateJob input shape (the same validation boto3 runs before sending); the create path
+    above goes through moto."""
+    import importlib.util
+
+    from botocore.session import get_session
+    from botocore.validate import ParamValidator
+
+    spec = importlib.util.spec_from_file_location("deploy_script", DEPLOY)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ns = script.parser().parse_args(
+        ["glue", "--artifacts", "s3://b/p", "--role-arn", ACCOUNT_ROLE, "--source", "src",
+         "--target", "tgt"])
+    ns.job_args = ["--max-workers", "8"]
+    job = script.glue_job(ns, {"conf": "s3://b/p/conf/glue.yaml", "migrate.py": "s3://b/p/m.py",
+                               "fsmigrate.zip": "s3://b/p/f.zip"})
+    model = get_session().get_service_model("glue")
+    validator = ParamValidator()
+    update = validator.validate({"JobName": "fsmigrate", "JobUpdate": job},
+                                model.operation_model("UpdateJob").input_shape)
+    create = validator.validate({"Name": "fsmigrate", **job},
+                                model.operation_model("CreateJob").input_shape)
+    assert not update.has_errors(), update.generate_report()
+    assert not create.has_errors(), create.generate_report()
+    assert job["DefaultArguments"]["--max-workers"] == "8"
+    # and a field UpdateJob does not know would be caught: the check can fail
+    bad = validator.validate({"JobName": "fsmigrate", "JobUpdate": {**job, "Name": "x"}},
+                             model.operation_model("UpdateJob").input_shape)
+    assert bad.has_errors()
+
+
 def test_emr_step_runs_spark_submit_with_the_environment(aws, dist):
     client, bucket, url = aws
     emr = client("emr")
