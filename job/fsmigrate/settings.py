@@ -20,6 +20,7 @@ import yaml
 
 from .arguments import WRITE_API_CHOICES, parse_args, parse_bool
 from .aws import ROLE_ARN, SENDERS, AwsSettings
+from .calls import BUDGET_S
 from .errors import BadInput
 from .sources import ID_SOURCES
 
@@ -46,7 +47,7 @@ class MigrationOptions:
     ttl: str = "source"
     id_source: str = "auto"
     partition_records: int = 5000
-    retry_budget_seconds: float = 300.0  # every call: writes, reads, the clear
+    retry_budget_seconds: float = BUDGET_S  # every call: writes, reads, the clear
     progress_interval_seconds: float = 5.0
     # ---- issue 7 (verify-sources): reads, verification, offline store status ----
     read_tps: float = 400.0  # BatchGetRecord calls/s: 80% of its 500 TPS account quota
@@ -129,13 +130,12 @@ _TOP_LEVEL = {"source", "target"}
 
 
 _SECRET_KEY = re.compile(r"(access_key|secret|session_token|password|credential)", re.I)
-
-
 # keys of earlier versions: say what replaced them rather than "unknown key"
 _REPLACED = {
     "migration.max_attempts": "retries are bounded by time now; set "
-                              "migration.retry_budget_seconds (default 300)",
+                              f"migration.retry_budget_seconds (default {BUDGET_S:g})",
 }
+
 
 def _refuse_secrets(data: Any, conf: str, where: str = "") -> None:
     """Credentials never go in the conf (it is shared: buckets, job definitions, tickets).
@@ -164,8 +164,8 @@ def _check_keys(data: dict[str, Any], conf: str) -> None:
         if not isinstance(value, dict):
             raise BadInput(f"conf {conf}: section {key!r} must be a mapping")
         for sub in value:
-            if f"{key}.{sub}" in _REPLACED:
-                raise BadInput(f"conf {conf}: {key}.{sub} is gone: {_REPLACED[key + '.' + sub]}")
+            if (replaced := _REPLACED.get(f"{key}.{sub}")) is not None:
+                raise BadInput(f"conf {conf}: {key}.{sub} is gone: {replaced}")
             if sub not in _SECTIONS[key]:
                 known = ", ".join(sorted(_SECTIONS[key]))
                 raise BadInput(f"conf {conf}: unknown key {key}.{sub} (known: {known})")
