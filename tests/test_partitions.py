@@ -80,3 +80,33 @@ def test_local_mode_retries_a_failed_task_like_a_cluster(master, max_failures, e
     from fsmigrate.cli import local_with_retries
 
     assert local_with_retries(master, max_failures) == expected
+
+
+def test_tasks_skip_the_per_task_rescan_of_zips_on_the_path(spark):
+    # PySpark calls importlib.invalidate_caches() before every task; on Python 3.11 that
+    # re-reads each zip's directory on sys.path (pyspark.zip, py4j): ~150 ms per task.
+    sc = spark.sparkContext
+    counters = Counters(sc, ("tasks",))
+
+    def work(rows):
+        import importlib
+        import sys
+        import zipimport
+
+        list(rows)
+        zips = [i for i in sys.path_importer_cache.values()
+                if isinstance(i, zipimport.zipimporter)]
+        reads = []
+        real = zipimport._read_directory
+        zipimport._read_directory = lambda path: reads.append(path) or real(path)
+        try:
+            importlib.invalidate_caches()
+        finally:
+            zipimport._read_directory = real
+        return {"tasks": 1}, [{"zips": len(zips), "rereads": len(reads)}]
+
+    for_each_partition(sc.parallelize(range(40), 8), work, counters, 40, 60.0, done="tasks")
+    notes = counters.notes
+    assert len(notes) == 8
+    assert all(n["zips"] >= 1 for n in notes)  # pyspark.zip is on the workers' path
+    assert [n["rereads"] for n in notes] == [0] * 8

@@ -44,7 +44,7 @@ from ..calls import BUDGET_S
 from ..errors import BadInput
 from ..eventtime import now_ns
 from ..groups import FRACTIONAL, INTEGRAL, GroupSpec
-from ..partitions import Counters, task_share, watching
+from ..partitions import Counters, skip_zip_rescans, task_share, watching
 from ..storage import Store
 from . import ID_SOURCES, IDS_FROM_BOTH, IDS_FROM_OFFLINE, IDS_FROM_SCAN, OFFLINE_IDS_MISS
 from .ids import ID_COLUMN, offline_record_ids, scan_record_ids
@@ -219,6 +219,7 @@ def read_online(spark: SparkSession, source: GroupSpec, store: Store,
     counters = Counters(sc, ("asked",))
 
     def fetch_and_count(ids: Iterator[str]) -> Iterator[tuple]:
+        skip_zip_rescans()
         asked = 0
 
         def counted() -> Iterator[str]:
