@@ -8,7 +8,8 @@ and write phase seconds and the peak Python worker RSS; medians of `--runs` runs
 
 * naive: 4 threads of boto3 ``put_record`` in one Python process (the baseline; a subset);
 * job put: ``--write-api put`` (a subset: ids below ``--put-records``);
-* job batch (boto3): BatchWriteRecord through boto3 (``aws.sender: boto3``);
+* job batch (boto3): BatchWriteRecord through boto3 (``aws.sender: boto3``; a subset with
+  ``--boto3-records``);
 * job batch (fast): entries built by Spark (fsmigrate.encode), sent by fsmigrate.fast_http
   (the default); once more with 10x larger partitions, to show the worker RSS stays flat;
 * AWS connector: ``sagemaker-feature-store-pyspark`` ``ingest_data`` (batch write) of the same
@@ -454,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--naive-records", type=int, default=10_000)
     p.add_argument("--put-records", type=int, default=20_000)
+    p.add_argument("--boto3-records", type=int,
+                   help="the batch-through-boto3 row writes only this many (default: all)")
     p.add_argument("--store-writes", action="store_true",
                    help="the emulator stores the writes (default: --sink, validate and drop)")
     p.add_argument("--rows", default="naive,put,batch-boto3,batch-fast,batch-fast-big,connector",
@@ -486,8 +489,8 @@ def main(argv: list[str] | None = None) -> int:
                     lambda n: run_naive(emu, spec, args.naive_records, fresh(f"naive-{n}")))
         big = 10 * PARTITION_RECORDS
         jobs = [("put", "job write_api put", "boto3", "put", args.put_records, PARTITION_RECORDS),
-                ("batch-boto3", "job write_api batch, boto3", "boto3", "batch", None,
-                 PARTITION_RECORDS),
+                ("batch-boto3", "job write_api batch, boto3", "boto3", "batch",
+                 args.boto3_records, PARTITION_RECORDS),
                 ("batch-fast", "job write_api batch, fast (JVM-encoded entries)", "fast",
                  "batch", None, PARTITION_RECORDS),
                 # the worker's memory must not grow with the partition: 10x larger partitions
