@@ -4,6 +4,7 @@ land as the same records, and both give the same responses and errors."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime
 
 import boto3
@@ -16,7 +17,7 @@ from fsmigrate.errors import BadInput
 from fsmigrate.fast_http import FastRuntimeClient
 from fsmigrate.settings import load_settings
 from fsmigrate.write import WriterSettings, write_partition
-from jobtools import create_group, unique
+from jobtools import assumed_roles, create_group, unique
 
 FEATURES = [("rid", "String"), ("ts", "String"), ("n", "Integral"), ("x", "Fractional"),
             ("s", "String"), ("tags", "String", "List")]
@@ -222,3 +223,172 @@ def test_the_sender_is_a_conf_setting(tmp_path):
     conf.write_text("aws:\n  sender: curl\n")
     with pytest.raises(BadInput, match="aws.sender"):
         load_settings(base)
+
+
+def test_a_reset_connection_classifies_the_same_and_the_next_call_works(emulator, sm, faults):
+    group = make_group(sm)
+    settings = AwsSettings(endpoint_url=emulator.url)
+    for client in (runtime_client(settings), FastRuntimeClient(
+            runtime_client(settings), boto3.session.Session().get_credentials())):
+        faults(reset_rate=1.0, seed=1)
+        with pytest.raises(aws.AWS_ERRORS) as caught:
+            client.batch_write_record(Entries=[entry(group, "r")])
+        assert describe_error(caught.value)[:2] == ("retryable", "ConnectionError"), client
+        faults()
+        assert client.batch_write_record(Entries=[entry(group, "r")])["Errors"] == []
+
+
+def test_the_signature_is_botocores_over_an_awsrequest(monkeypatch):
+    """The fast sender signs a light request object with SigV4Auth; the Authorization it gets
+    is the one SigV4Auth gives for the same request as an AWSRequest (boto3's form)."""
+    import botocore.auth
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    fixed = datetime(2026, 1, 2, 3, 4, 5)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: fixed)
+    body = b'{"Entries":[{"FeatureGroupName":"g","Record":[]}]}'
+    for token in (None, "session-token"):
+        credentials = Credentials("AKIDEXAMPLE", "secret", token)
+        fast = FastRuntimeClient(runtime_client(AwsSettings(
+            region="eu-west-1", endpoint_url="https://runtime.example:8443")), credentials)
+        signed = fast._sign(body)
+        reference = AWSRequest(method="POST", url=fast._url, data=body,
+                               headers=dict(fast._headers))
+        SigV4Auth(credentials.get_frozen_credentials(), "sagemaker", "eu-west-1").add_auth(
+            reference)
+        assert signed.headers["Authorization"] == reference.headers["Authorization"]
+        assert dict(signed.headers) == dict(reference.headers.items())
+        assert "SignedHeaders=content-type;host;x-amz-date" in signed.headers["Authorization"]
+        assert ("X-Amz-Security-Token" in signed.headers) == (token is not None)
+
+
+def test_refreshed_role_credentials_sign_the_next_call(clean_emulator, sm, moto_s3):
+    from datetime import timedelta
+
+    from dateutil.tz import tzlocal
+
+    emulator = clean_emulator  # no callers yet
+    group = make_group(sm)
+    side = AwsSettings(endpoint_url=emulator.url, sts_endpoint_url=moto_s3).for_side(
+        role_arn="arn:aws:iam::111111111111:role/fast-refresh")
+    now = [datetime.now(tzlocal())]
+    credentials = aws.role_credentials(side, time_fetcher=lambda: now[0])
+    client = FastRuntimeClient(runtime_client(side), credentials)
+    client.batch_write_record(Entries=[entry(group, "r")])
+    now[0] += timedelta(minutes=56)  # inside botocore's refresh window: new keys
+    client.batch_write_record(Entries=[entry(group, "r")])
+    callers = {key: caller for key, caller in emulator.stats()["callers"].items()
+               if "BatchWriteRecord" in caller["operations"]}
+    assert len(callers) == 2  # one call with each key
+    roles = assumed_roles()
+    for key, caller in callers.items():
+        assert caller == {"session_token": True, "operations": {"BatchWriteRecord": 1}}
+        assert roles[key].role_arn == side.role_arn
+
+
+# ---- HTTP/1.1 framing against a scripted server (real sockets) -------------------------------
+
+class ScriptedServer:
+    """Answers each request with the next scripted (raw response, close the connection after
+    it); counts the connections it accepted."""
+
+    def __init__(self, script: list[tuple[bytes, bool]]) -> None:
+        import socket
+        import threading
+
+        self.script = list(script)
+        self.accepted = self.closed = 0
+        self.requests: list[bytes] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while self.script:
+            conn, _ = self.sock.accept()
+            self.accepted += 1
+            with conn:
+                while self.script:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if not data:
+                        break
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    size = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    while len(body) < size:
+                        body += conn.recv(65536)
+                    self.requests.append(body)
+                    response, close = self.script.pop(0)
+                    conn.sendall(response)
+                    if close:
+                        break
+            self.closed += 1
+
+    def wait_closed(self, n: int) -> None:
+        """Until the server has closed n connections (the client's next call sees it)."""
+        import time
+
+        deadline = time.monotonic() + 5
+        while self.closed < n and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert self.closed >= n
+
+
+def response(status: str, body: bytes, *headers: str, chunks: int = 0) -> bytes:
+    head = [f"HTTP/1.1 {status}", "Content-Type: application/json",
+            "x-amzn-RequestId: rid-1", *headers]
+    if chunks:
+        step = -(-len(body) // chunks)
+        parts = [body[i:i + step] for i in range(0, len(body), step)]
+        payload = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in parts)
+        payload += b"0\r\nX-Trailer: t\r\n\r\n"
+        head.append("Transfer-Encoding: chunked")
+    else:
+        payload = body
+        head.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+
+
+OK = b'{"Errors":[],"UnprocessedEntries":[]}'
+
+
+def test_responses_are_framed_as_http_1_1_says():
+    unprocessed = json.dumps({"Errors": [], "UnprocessedEntries": [entry("g", "r1")]}).encode()
+    refused = b'{"message":"1 validation error detected"}'
+    server = ScriptedServer([
+        (response("200 OK", OK, chunks=3), False),
+        (b"HTTP/1.1 100 Continue\r\n\r\n" + response("200 OK", unprocessed), False),
+        (response("200 OK", OK, "Connection: close"), True),  # said: a new connection after
+        (response("200 OK", OK), True),  # not said: the client sees it closed when idle
+        (response("400 Bad Request", refused, "x-amzn-ErrorType: ValidationError:http://x",
+                  chunks=2), False),
+        (response("200 OK", OK)[:-10], True),  # cut short
+        (response("200 OK", OK), False),
+    ])
+    client = FastRuntimeClient(runtime_client(AwsSettings(endpoint_url=server.url)),
+                               boto3.session.Session().get_credentials())
+    sent = [entry("g", f"r{i}") for i in range(7)]
+    first = client.batch_write_record(Entries=sent[:1])
+    assert first["Errors"] == [] and first["ResponseMetadata"]["RequestId"] == "rid-1"
+    assert client.batch_write_record(Entries=sent[1:2])["UnprocessedEntries"] == [sent[1]]
+    assert server.accepted == 1
+    client.batch_write_record(Entries=sent[2:3])
+    client.batch_write_record(Entries=sent[3:4])
+    server.wait_closed(2)
+    with pytest.raises(ClientError) as refusal:
+        client.batch_write_record(Entries=sent[4:5])
+    assert describe_error(refusal.value) == ("permanent", "ValidationError",
+                                             "1 validation error detected")
+    assert type(refusal.value).__name__ == "ValidationError"
+    with pytest.raises(aws.AWS_ERRORS) as cut:
+        client.batch_write_record(Entries=sent[5:6])
+    assert describe_error(cut.value)[:2] == ("retryable", "ConnectionError")
+    assert client.batch_write_record(Entries=sent[6:])["Errors"] == []
+    assert server.accepted == 4
+    assert [json.loads(r)["Entries"] for r in server.requests] == [[e] for e in sent]
