@@ -6,16 +6,16 @@ emulator in sink mode (writes validated, then dropped), creates a target group, 
 rows with :func:`fsmigrate.write.write_partition` as a job's task would (batch_size 100, 4
 threads, BatchWriteRecord). Prints, per run and as medians of ``--runs``: this process's CPU µs
 per record (``time.process_time``: every thread), wall records/s, and the emulator's CPU µs per
-record. ``--profile`` adds one more run under cProfile (every writer thread) and prints its
-self time grouped into signing, HTTP send/recv, response parsing, JSON/body building,
-batching/threads/pacing, plus the top entries.
+record. ``--profile`` adds one more run under cProfile (CPU time of every writer thread) and
+prints it split into signing, HTTP send/recv, response parsing, JSON/body building and row
+checks, and the rest (batching, threads, pacing, retries), plus the top entries by self time.
 
     .venv/bin/python scripts/bench_writer.py                    # 100,000 records, 3 runs
     .venv/bin/python scripts/bench_writer.py --records 20000 --profile
     .venv/bin/python scripts/bench_writer.py --url http://127.0.0.1:PORT   # a running emulator
 
-``--ab`` alternates two checkouts' ``job/`` directories in the same window (A B A B ...), each
-run in a fresh subprocess, so a change is compared against its base under the same load.
+``--ab DIR DIR ...`` alternates checkouts' ``job/`` directories in the same window (A B A B ...),
+each run in a fresh process, so a change is compared with its base under the same load.
 """
 
 from __future__ import annotations
@@ -90,29 +90,30 @@ def one_run(rows, ws, emulator_pid: int | None) -> dict[str, float]:
 
 # ---- profile: every thread, self time grouped ----------------------------------------------
 
-GROUPS = (  # first match wins: (group, substrings of "file:function")
-    ("signing", ("botocore/auth.py", "hmac", "hashlib", "_hashlib", "credentials.py",
-                 "botocore/compat.py", "sha256", "urllib/parse.py", "quote")),
-    ("response parsing", ("botocore/parsers.py", "json/decoder", "json.loads", "json/__init__.py",
-                          "raw_decode", "exceptions.py")),
-    ("HTTP send/recv", ("urllib3/", "http/client.py", "socket", "botocore/httpsession.py",
-                        "botocore/awsrequest.py", "email/", "ssl", "selectors", "select",
-                        "botocore/utils.py", "botocore/endpoint.py")),
-    ("JSON/body building", ("json/encoder", "fast_http.py", "encode.py", "limits.py",
-                            "method 'join'", "method 'encode'", "re.Pattern")),
-    ("batching/threads/pacing", ("parallel.py", "concurrent/futures", "threading.py",
-                                 "pacing.py", "calls.py", "write.py", "queue.py", "_thread",
-                                 "islice", "random.py")),
-)
+# Phases of the fast path, from the cumulative time of the functions that do them (summed over
+# the threads); what no phase covers is the writer loop: batching, threads, pacing, retries.
+PHASES = {  # phase: ((file name, function), ...) added, then (...) subtracted
+    "signing (SigV4Auth)": ((("fast_http.py", "_sign"),), ()),
+    "HTTP send/recv (head, socket)": ((("fast_http.py", "send_body"),),
+                                      (("fast_http.py", "_sign"), ("fast_http.py", "_parse"))),
+    "response parsing": ((("fast_http.py", "_parse"),), ()),
+    "JSON/body building, row checks": (
+        (("fast_http.py", "batch_write_record"), ("write.py", "write_rows")),
+        (("fast_http.py", "send_body"), ("write.py", "batch_chunk"))),
+}
+REST = "batching/threads/pacing/retries"
 
 
-def group_of(key: tuple) -> str:
-    filename, _, func = key
-    label = f"{filename}:{func}"
-    for name, needles in GROUPS:
-        if any(s in label for s in needles):
-            return name
-    return "other"
+def phases(raw: dict) -> dict[str, float]:
+    """{phase: CPU seconds} from pstats' raw stats; REST is the total less the phases."""
+    cum: dict[tuple[str, str], float] = {}
+    for (filename, _, func), v in raw.items():
+        key = (Path(filename).name, func)
+        cum[key] = cum.get(key, 0.0) + v[3]
+    out = {name: sum(cum.get(k, 0.0) for k in plus) - sum(cum.get(k, 0.0) for k in minus)
+           for name, (plus, minus) in PHASES.items()}
+    out[REST] = sum(v[2] for v in raw.values()) - sum(out.values())
+    return out
 
 
 class ThreadProfiles:
@@ -148,27 +149,22 @@ class ThreadProfiles:
 def report_profile(stats: pstats.Stats, n: int, top: int) -> None:
     raw = stats.stats  # {key: (cc, nc, tt, ct, callers)}
     total = sum(v[2] for v in raw.values())
-    grouped: dict[str, float] = {}
-    for key, v in raw.items():
-        grouped[group_of(key)] = grouped.get(group_of(key), 0.0) + v[2]
-    print(f"\nprofile (self CPU time per thread, cProfile's overhead included): "
-          f"{1e6 * total / n:.1f} µs/record")
-    for name, seconds in sorted(grouped.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:26s} {1e6 * seconds / n:7.1f} µs/rec  {100 * seconds / total:5.1f} %")
-    print(f"\ntop {top} by self time (µs/record, calls/record, group):")
-    rows = sorted(raw.items(), key=lambda kv: -kv[1][2])[:top]
-    for (filename, line, func), v in rows:
+    print(f"\nprofile (CPU time of every thread, cProfile's overhead included: compare the "
+          f"shares, not the sum): {1e6 * total / n:.1f} µs/record")
+    for name, seconds in phases(raw).items():
+        print(f"  {name:34s} {1e6 * seconds / n:7.1f} µs/rec  {100 * seconds / total:5.1f} %")
+    print(f"\ntop {top} by self time (µs/record, calls/record):")
+    for (filename, line, func), v in sorted(raw.items(), key=lambda kv: -kv[1][2])[:top]:
         where = f"{Path(filename).name}:{line}" if filename != "~" else ""
-        print(f"  {1e6 * v[2] / n:7.2f}  {v[1] / n:6.2f}  {group_of((filename, line, func)):24s}"
-              f" {func} {where}")
+        print(f"  {1e6 * v[2] / n:7.2f}  {v[1] / n:6.2f}  {func} {where}")
 
 
 # ---- A/B ------------------------------------------------------------------------------------
 
 def ab(args, url: str) -> int:
-    """Alternate runs of two job/ directories, each in a fresh process, medians per side."""
-    sides = {"A": Path(args.ab[0]).resolve(), "B": Path(args.ab[1]).resolve()}
-    got: dict[str, list[dict]] = {"A": [], "B": []}
+    """Alternate runs of job/ directories (A B C ...), each run in a fresh process; medians."""
+    sides = {chr(ord("A") + i): Path(job).resolve() for i, job in enumerate(args.ab)}
+    got: dict[str, list[dict]] = {side: [] for side in sides}
     for i in range(args.runs):
         for side, job in sides.items():
             cmd = [sys.executable, __file__, "--url", url, "--records", str(args.records),
@@ -199,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", help="a running emulator (default: start one with --sink)")
     p.add_argument("--emulator-pid", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--ab", nargs=2, metavar=("JOB_A", "JOB_B"),
-                   help="alternate two job/ directories (PYTHONPATH), runs each")
+    p.add_argument("--ab", nargs="+", metavar="JOB_DIR",
+                   help="alternate job/ directories (PYTHONPATH: A B ... A B ...), --runs each")
     args = p.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime
+import ssl
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -249,17 +250,20 @@ def test_the_signature_is_botocores_over_an_awsrequest(monkeypatch):
     fixed = datetime(2026, 1, 2, 3, 4, 5)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: fixed)
     body = b'{"Entries":[{"FeatureGroupName":"g","Record":[]}]}'
-    for token in (None, "session-token"):
+    cases = [(None, "https://runtime.example:443", "runtime.example"),
+             ("session-token", "http://127.0.0.1:8080", "127.0.0.1:8080")]
+    for token, url, host in cases:
         credentials = Credentials("AKIDEXAMPLE", "secret", token)
-        fast = FastRuntimeClient(runtime_client(AwsSettings(
-            region="eu-west-1", endpoint_url="https://runtime.example:8443")), credentials)
+        fast = FastRuntimeClient(runtime_client(AwsSettings(region="eu-west-1",
+                                                            endpoint_url=url)), credentials)
         signed = fast._sign(body)
-        reference = AWSRequest(method="POST", url=fast._url, data=body,
-                               headers=dict(fast._headers))
+        # the reference has no Host header: SigV4Auth derives it from the URL
+        reference = AWSRequest(method="POST", url=fast._url, data=body, headers={
+            k: v for k, v in fast._headers.items() if k != "Host"})
         SigV4Auth(credentials.get_frozen_credentials(), "sagemaker", "eu-west-1").add_auth(
             reference)
         assert signed.headers["Authorization"] == reference.headers["Authorization"]
-        assert dict(signed.headers) == dict(reference.headers.items())
+        assert dict(signed.headers) == {"Host": host, **dict(reference.headers.items())}
         assert "SignedHeaders=content-type;host;x-amz-date" in signed.headers["Authorization"]
         assert ("X-Amz-Security-Token" in signed.headers) == (token is not None)
 
@@ -294,10 +298,12 @@ class ScriptedServer:
     """Answers each request with the next scripted (raw response, close the connection after
     it); counts the connections it accepted."""
 
-    def __init__(self, script: list[tuple[bytes, bool]]) -> None:
+    def __init__(self, script: list[tuple[bytes, bool]], tls: ssl.SSLContext | None = None
+                 ) -> None:
         import socket
         import threading
 
+        self.tls = tls
         self.script = list(script)
         self.accepted = self.closed = 0
         self.requests: list[bytes] = []
@@ -309,6 +315,12 @@ class ScriptedServer:
         while self.script:
             conn, _ = self.sock.accept()
             self.accepted += 1
+            if self.tls is not None:
+                try:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                except OSError:  # the client refused the certificate
+                    conn.close()
+                    continue
             with conn:
                 while self.script:
                     data = b""
@@ -392,3 +404,58 @@ def test_responses_are_framed_as_http_1_1_says():
     assert client.batch_write_record(Entries=sent[6:])["Errors"] == []
     assert server.accepted == 4
     assert [json.loads(r)["Entries"] for r in server.requests] == [[e] for e in sent]
+
+
+def self_signed(folder) -> tuple[str, str]:
+    """(certificate, key) PEM files for 127.0.0.1, its own CA."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+def test_https_trusts_what_boto3_trusts(tmp_path, monkeypatch):
+    from botocore.config import Config
+
+    cert, key = self_signed(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server = ScriptedServer([(response("200 OK", OK), True)] * 2, tls)
+    url = server.url.replace("http:", "https:")
+
+    def outcomes() -> list:
+        boto = boto3.session.Session().client(
+            "sagemaker-featurestore-runtime", region_name="us-east-1", endpoint_url=url,
+            config=Config(retries={"total_max_attempts": 1}))
+        out = []
+        for client in (boto, FastRuntimeClient(boto, boto3.session.Session().get_credentials())):
+            try:
+                out.append(client.batch_write_record(Entries=[entry("g", "r")])["Errors"])
+            except aws.AWS_ERRORS as exc:
+                out.append((type(exc).__name__, describe_error(exc)[:2]))
+        return out
+
+    # a certificate nobody vouches for: both refuse it, as a retryable connection error
+    assert outcomes() == [("SSLError", ("retryable", "ConnectionError"))] * 2
+    monkeypatch.setenv("AWS_CA_BUNDLE", cert)  # trusted as boto3 is told to trust it
+    assert outcomes() == [[], []]
+    assert len(server.requests) == 2

@@ -8,7 +8,7 @@ document, so it is sent like this:
 * credentials, region, endpoint and signing name from a regular boto3 client (so
   ``AWS_ENDPOINT_URL``, profiles, instance roles and refresh all behave as with boto3);
 * :class:`botocore.auth.SigV4Auth` signs it (botocore's signer, unchanged);
-* connections are opened by urllib3 (TLS with botocore's context and CA bundle, as
+* connections are opened by urllib3 (TLS with botocore's context and boto3's CA bundle, as
   :class:`botocore.httpsession.URLLib3Session` does) and kept in a small pool; on them the
   request is written in one ``sendall`` and the response (status line, headers,
   ``Content-Length`` or chunked body) read back directly: HTTP/1.1 framing only;
@@ -33,6 +33,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
+import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.exceptions import (
     ConnectionClosedError,
@@ -49,6 +50,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError as URLLib3ConnectTimeoutError
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import SSLError as URLLib3SSLError
+from urllib3.util.ssl_match_hostname import CertificateError
 from urllib3.util.wait import wait_for_read
 
 OPERATION = "BatchWriteRecord"
@@ -74,10 +76,13 @@ class FastRuntimeClient:
         self._credentials = credentials
         self._parser = create_parser("rest-json")
         user_agent = f"fsmigrate-fast {meta.config.user_agent or ''}".strip()
-        self._headers = {"Content-Type": "application/json", "User-Agent": user_agent}
-        parts = urlsplit(self._url)
-        # what http.client would send; SigV4 signs the URL's host (botocore.auth._host_from_url)
-        self._start = f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        # the Host header as SigV4Auth signs it when none is set (no default port, no
+        # userinfo): worked out once, not twice a request
+        host = SigV4Auth(None, self._signing_name, self._region).headers_to_sign(
+            _Signable(self._url, b"", {}))["host"]
+        self._headers = {"Host": host, "Content-Type": "application/json",
+                         "User-Agent": user_agent}
+        self._start = f"POST {urlsplit(self._url).path or '/'} HTTP/1.1\r\n"
         self._connections = None if ProxyConfiguration().proxy_url_for(self._url) else \
             _Connections(self._url, max_pool, timeout)
         self._signer: tuple[Any, SigV4Auth] | None = None  # (frozen credentials, their signer)
@@ -115,10 +120,15 @@ class FastRuntimeClient:
         for name, value in request.headers.items():
             head.append(f"{name}: {value}\r\n")
         head.append(f"Content-Length: {len(body)}\r\n\r\n")
-        status, headers, data = self._connections.exchange(
-            "".join(head).encode("latin-1") + body)
+        return self._parse(*self._connections.exchange("".join(head).encode("latin-1") + body))
+
+    def _parse(self, status: int, headers: dict[str, str], data: bytes) -> dict[str, Any]:
+        """The response as boto3 gives it; raises its ClientError for a failed call."""
         if status == 200:
-            parsed = json.loads(data) if data else {}
+            try:
+                parsed = json.loads(data) if data else {}
+            except ValueError:  # botocore's parser says what it makes of it
+                parsed = None
             if isinstance(parsed, dict) and not any(parsed.values()) \
                     and parsed.keys() <= self._outputs:
                 parsed["ResponseMetadata"] = {
@@ -171,6 +181,9 @@ class _Connections:
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
         self._context = create_urllib3_context() if self.https else None
+        # boto3's trust store: AWS_CA_BUNDLE or the profile's ca_bundle, else botocore's default
+        self._ca_certs = get_cert_path(botocore.session.Session().get_config_variable(
+            "ca_bundle") or True) if self.https else None
 
     def _open(self) -> socket.socket:
         options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -179,13 +192,14 @@ class _Connections:
                 conn: HTTPConnection = HTTPSConnection(
                     self.host, self.port, timeout=self.timeout, socket_options=options,
                     ssl_context=self._context, cert_reqs="CERT_REQUIRED",
-                    ca_certs=get_cert_path(True))
+                    ca_certs=self._ca_certs)
             else:
                 conn = HTTPConnection(self.host, self.port, timeout=self.timeout,
                                       socket_options=options)
             conn.connect()
-        # the mapping of botocore.httpsession.URLLib3Session.send
-        except URLLib3SSLError as exc:
+        # the mapping of botocore.httpsession.URLLib3Session.send (and of urllib3's pool, for
+        # what its connections raise before the pool wraps it)
+        except (URLLib3SSLError, ssl.SSLError, CertificateError) as exc:
             raise SSLError(endpoint_url=self.url, error=exc) from None
         except URLLib3ConnectTimeoutError as exc:
             raise ConnectTimeoutError(endpoint_url=self.url, error=exc) from None
