@@ -1,7 +1,8 @@
 """The writer alone: ``write_partition`` in one plain Python process (no Spark), CPU per record.
 
 Prepares N rows shaped as the job hands them to the fast path, ``(record_id, entry JSON)`` with
-22 features per entry (the values of ``bench.py``'s naive rows, ~1.3 KB each), starts the
+22 features per entry (the values of ``bench.py``'s naive rows, ~1.4 KB each; with
+``--sender boto3`` the 22 values, as the job gives the boto3 path), starts the
 emulator in sink mode (writes validated, then dropped), creates a target group, and writes the
 rows with :func:`fsmigrate.write.write_partition` as a job's task would (batch_size 100, 4
 threads, BatchWriteRecord). Prints, per run and as medians of ``--runs``: this process's CPU µs
@@ -40,29 +41,34 @@ sys.path.insert(0, str(ROOT / "scripts"))
 GROUP = "bench-writer"
 
 
-def entries(n: int, group: str) -> list[tuple[str, str]]:
-    """(record_id, entry JSON) rows as Spark's ``to_json`` builds them (compact, no nulls)."""
+def prepared_rows(n: int, group: str, sender: str) -> tuple[tuple[str, ...], list[tuple]]:
+    """(columns, rows) as write_job.py hands them to a task: with the fast sender
+    ``(record_id, entry JSON)`` as Spark's ``to_json`` builds it (compact, no nulls); with
+    boto3 the 22 feature values."""
     from bench import naive_records
+    from fsmigrate.encode import ENTRY
     from seed_data import SeedSpec
 
-    out = []
-    for record in naive_records(SeedSpec(), n):
-        entry = {"FeatureGroupName": group, "Record": record}
-        out.append((record[0]["ValueAsString"],
-                    json.dumps(entry, separators=(",", ":"), ensure_ascii=False)))
-    return out
+    records = naive_records(SeedSpec(), n)
+    if sender == "boto3":
+        columns = tuple(fv["FeatureName"] for fv in records[0])
+        return columns, [tuple(fv["ValueAsString"] for fv in record) for record in records]
+    return ("record_id", ENTRY), [
+        (record[0]["ValueAsString"], json.dumps({"FeatureGroupName": group, "Record": record},
+                                                separators=(",", ":"), ensure_ascii=False))
+        for record in records]
 
 
-def settings(url: str, group: str, sender: str, workers: int, batch: int):
+def settings(url: str, group: str, sender: str, workers: int, batch: int,
+             columns: tuple[str, ...]):
     from fsmigrate.aws import AwsSettings
-    from fsmigrate.encode import ENTRY
     from fsmigrate.write import WriterSettings
 
-    # what write_job.py gives a task on the fast path (no TTL column, no target stores)
+    # what write_job.py gives a task (no TTL column, no target stores)
     return WriterSettings(aws=AwsSettings(region="us-east-1", endpoint_url=url, sender=sender),
-                          target_group=group, columns=("record_id", ENTRY),
-                          record_id_name="record_id", batch_size=batch, max_workers=workers,
-                          write_api="batch", max_attempts=None, retry_budget_s=300.0)
+                          target_group=group, columns=columns, record_id_name="record_id",
+                          batch_size=batch, max_workers=workers, write_api="batch",
+                          max_attempts=None, retry_budget_s=300.0)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -232,8 +238,8 @@ def ensure_group(url: str) -> None:
 
 
 def measure(args) -> int:
-    rows = entries(args.records, GROUP)
-    ws = settings(args.url, GROUP, args.sender, args.workers, args.batch)
+    columns, rows = prepared_rows(args.records, GROUP, args.sender)
+    ws = settings(args.url, GROUP, args.sender, args.workers, args.batch, columns)
     pid = args.emulator_pid or None
     one_run(rows[:500], ws, pid)  # models loaded, connections open
     runs = [one_run(rows, ws, pid) for _ in range(args.runs)]
