@@ -459,3 +459,18 @@ def test_https_trusts_what_boto3_trusts(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_CA_BUNDLE", cert)  # trusted as boto3 is told to trust it
     assert outcomes() == [[], []]
     assert len(server.requests) == 2
+
+
+def test_behind_a_proxy_boto3_sends(emulator, monkeypatch):
+    """boto3 knows proxies (HTTP_PROXY ...), the direct connections don't: through one, the
+    fast client hands BatchWriteRecord, prepared entries too, to boto3."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens: boto3 says so
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    boto = boto3.session.Session().client(  # a new one: proxies are read when it is built
+        "sagemaker-featurestore-runtime", region_name="us-east-1", endpoint_url=emulator.url)
+    fast = FastRuntimeClient(boto, boto3.session.Session().get_credentials())
+    with pytest.raises(aws.AWS_ERRORS) as caught:
+        fast.batch_write_record(Entries=[json.dumps(entry("g", "r"))])
+    assert type(caught.value).__name__ == "ProxyConnectionError"
+    assert describe_error(caught.value)[:2] == ("retryable", "ConnectionError")

@@ -46,6 +46,7 @@ from botocore.exceptions import (
 )
 from botocore.httpsession import ProxyConfiguration, create_urllib3_context, get_cert_path
 from botocore.parsers import create_parser
+from botocore.utils import get_environ_proxies
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError as URLLib3ConnectTimeoutError
 from urllib3.exceptions import NewConnectionError
@@ -83,7 +84,9 @@ class FastRuntimeClient:
         self._headers = {"Host": host, "Content-Type": "application/json",
                          "User-Agent": user_agent}
         self._start = f"POST {urlsplit(self._url).path or '/'} HTTP/1.1\r\n"
-        self._connections = None if ProxyConfiguration().proxy_url_for(self._url) else \
+        # the proxies the boto3 client was built with (its config's, else the environment's)
+        proxies = meta.config.proxies or get_environ_proxies(meta.endpoint_url)
+        self._connections = None if ProxyConfiguration(proxies).proxy_url_for(self._url) else \
             _Connections(self._url, max_pool, timeout)
         self._signer: tuple[Any, SigV4Auth] | None = None  # (frozen credentials, their signer)
 
