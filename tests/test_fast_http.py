@@ -371,10 +371,11 @@ OK = b'{"Errors":[],"UnprocessedEntries":[]}'
 
 
 def test_responses_are_framed_as_http_1_1_says():
-    unprocessed = json.dumps({"Errors": [], "UnprocessedEntries": [entry("g", "r1")]}).encode()
+    unprocessed = json.dumps({"Errors": [], "UnprocessedEntries": [entry("g", "r2")]}).encode()
     refused = b'{"message":"1 validation error detected"}'
     server = ScriptedServer([
         (response("200 OK", OK, chunks=3), False),
+        (b"HTTP/1.1 204 No Content\r\nx-amzn-RequestId: rid-2\r\n\r\n", False),
         (b"HTTP/1.1 100 Continue\r\n\r\n" + response("200 OK", unprocessed), False),
         (response("200 OK", OK, "Connection: close"), True),  # said: a new connection after
         (response("200 OK", OK), True),  # not said: the client sees it closed when idle
@@ -385,23 +386,25 @@ def test_responses_are_framed_as_http_1_1_says():
     ])
     client = FastRuntimeClient(runtime_client(AwsSettings(endpoint_url=server.url)),
                                boto3.session.Session().get_credentials())
-    sent = [entry("g", f"r{i}") for i in range(7)]
+    sent = [entry("g", f"r{i}") for i in range(8)]
     first = client.batch_write_record(Entries=sent[:1])
     assert first["Errors"] == [] and first["ResponseMetadata"]["RequestId"] == "rid-1"
-    assert client.batch_write_record(Entries=sent[1:2])["UnprocessedEntries"] == [sent[1]]
+    assert client.batch_write_record(Entries=sent[1:2])["ResponseMetadata"]["RequestId"] == \
+        "rid-2"  # no body, and none waited for
+    assert client.batch_write_record(Entries=sent[2:3])["UnprocessedEntries"] == [sent[2]]
     assert server.accepted == 1
-    client.batch_write_record(Entries=sent[2:3])
     client.batch_write_record(Entries=sent[3:4])
+    client.batch_write_record(Entries=sent[4:5])
     server.wait_closed(2)
     with pytest.raises(ClientError) as refusal:
-        client.batch_write_record(Entries=sent[4:5])
+        client.batch_write_record(Entries=sent[5:6])
     assert describe_error(refusal.value) == ("permanent", "ValidationError",
                                              "1 validation error detected")
     assert type(refusal.value).__name__ == "ValidationError"
     with pytest.raises(aws.AWS_ERRORS) as cut:
-        client.batch_write_record(Entries=sent[5:6])
+        client.batch_write_record(Entries=sent[6:7])
     assert describe_error(cut.value)[:2] == ("retryable", "ConnectionError")
-    assert client.batch_write_record(Entries=sent[6:])["Errors"] == []
+    assert client.batch_write_record(Entries=sent[7:])["Errors"] == []
     assert server.accepted == 4
     assert [json.loads(r)["Entries"] for r in server.requests] == [[e] for e in sent]
 

@@ -245,7 +245,7 @@ class _Connections:
                 raise ReadTimeoutError(endpoint_url=self.url, error=exc) from None
             if isinstance(exc, ssl.SSLError):
                 raise SSLError(endpoint_url=self.url, error=exc) from None
-            if isinstance(exc, (OSError, _Incomplete)):
+            if isinstance(exc, (OSError, _Incomplete, ValueError)):  # ValueError: a bad number
                 raise ConnectionClosedError(endpoint_url=self.url) from None
             raise
         if keep:
@@ -289,7 +289,9 @@ def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes, boo
         value = value.strip()
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-    if "chunked" in headers.get("transfer-encoding", "").lower():
+    if status in (204, 304):  # never a body
+        body = b""
+    elif "chunked" in headers.get("transfer-encoding", "").lower():
         body, buf = _read_chunked(sock, buf)
     elif "content-length" in headers:
         size = int(headers["content-length"])
