@@ -110,14 +110,13 @@ def resolve_write_api(requested: str, client) -> str:
     raise BadInput(f"write_api must be batch, put or auto, not {requested!r}")
 
 
-@dataclass(slots=True)
+@dataclass
 class _Pending:
     """One record on its way: the row (for the failure output), its id and the request part."""
 
     row: Sequence
     record_id: str | None
-    # BatchWriteRecord entry (JSON text when built by Spark); PutRecord takes its fields as kwargs
-    entry: dict[str, Any] | str
+    entry: dict[str, Any]  # BatchWriteRecord entry; PutRecord takes its fields as kwargs
 
 
 class _PartitionWriter:
@@ -137,11 +136,11 @@ class _PartitionWriter:
         )
         self.stores = list(settings.target_stores) if settings.target_stores else None
         self.entry_index = encode.entry_index(cols)  # rows with an entry built by Spark
-        self.missing_id = f"record identifier {settings.record_id_name!r} is missing"
 
     def encode(self, row: Sequence) -> _Pending:
-        """The request part of a row of feature values (rows with a prepared entry: see
-        :meth:`write_rows`)."""
+        if self.entry_index is not None:
+            # the entry is JSON text; only the fast BatchWriteRecord sender takes it
+            return _Pending(row, row[self.id_index], row[self.entry_index])
         record = []
         for i, name, key in self.plan:
             value = row[i]
@@ -166,7 +165,9 @@ class _PartitionWriter:
     def problem(self, p: _Pending) -> str | None:
         """Why the service would refuse this record, found before sending it (or None)."""
         if p.record_id is None:
-            return self.missing_id
+            return f"record identifier {self.s.record_id_name!r} is missing"
+        if isinstance(p.entry, str):  # JSON built by Spark (the fast sender's path)
+            return entry_problem(p.entry, p.record_id)
         row = p.row
         for i, name, _ in self.plan:
             problem = value_problem(name, row[i])
@@ -183,26 +184,13 @@ class _PartitionWriter:
     def write_rows(self, rows: list[Sequence]) -> PartitionResult:
         result = PartitionResult()
         pending: list[_Pending] = []
-        refused = result.failed
-        if self.entry_index is not None:
-            # the entry is JSON text built by Spark (only the fast BatchWriteRecord sender
-            # takes it), checked as such: one pass, no per-row method calls
-            id_index, entry_index, missing = self.id_index, self.entry_index, self.missing_id
-            for row in rows:
-                p = _Pending(row, row[id_index], row[entry_index])
-                problem = missing if p.record_id is None else entry_problem(p.entry, p.record_id)
-                if problem:
-                    refused.append(self.failure(p, "ValidationError", problem, 0))
-                else:
-                    pending.append(p)
-        else:
-            for row in rows:
-                p = self.encode(row)
-                problem = self.problem(p)
-                if problem:
-                    refused.append(self.failure(p, "ValidationError", problem, 0))
-                else:
-                    pending.append(p)
+        for row in rows:
+            p = self.encode(row)
+            problem = self.problem(p)
+            if problem:
+                result.failed.append(self.failure(p, "ValidationError", problem, 0))
+            else:
+                pending.append(p)
         if self.api == "batch":
             for start in range(0, len(pending), BATCH_WRITE_MAX_ENTRIES):
                 self.batch_chunk(pending[start:start + BATCH_WRITE_MAX_ENTRIES], result)
