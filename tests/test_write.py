@@ -297,6 +297,36 @@ def test_a_refused_value_fails_that_record_alone_before_it_is_sent(emulator, sm,
     assert set(read_online(fsr, group, good)) == set(good)
 
 
+def test_prepared_entries_are_checked_before_they_are_sent(emulator, sm, fsr):
+    """Rows as the fast path gets them, (record id, entry JSON built by Spark): a missing id or
+    a value the service refuses fails that record alone, unsent; the others are written."""
+    from fsmigrate.encode import ENTRY
+
+    group = make_group(sm)
+    rows = []
+    for values in make_rows(30):
+        record = [{"FeatureName": k, "ValueAsString": v}
+                  for k, v in zip(COLUMNS, values, strict=True)]
+        rows.append((values[0], json.dumps({"FeatureGroupName": group, "Record": record},
+                                           separators=(",", ":"), ensure_ascii=False)))
+    rows[3] = (None, rows[3][1])
+    rows[7] = (rows[7][0], rows[7][1].replace("text 7", "line\\nbreak"))  # JSON's escape
+    rows[11] = (rows[11][0], rows[11][1].replace("text 11", "sep\u2028arator"))  # raw, as Spark
+    settings = settings_for(emulator, group, columns=("rid", ENTRY), batch_size=25)
+
+    result = write_partition(iter(rows), settings)
+
+    assert result.written == 27
+    failed = {f["record"]["rid"]: f for f in result.failed}
+    assert set(failed) == {None, "r00007", "r00011"}
+    assert {(f["error_code"], f["attempts"]) for f in failed.values()} == {("ValidationError", 0)}
+    assert "'rid' is missing" in failed[None]["message"]
+    assert "U+000A" in failed["r00007"]["message"] and "U+2028" in failed["r00011"]["message"]
+    assert failed["r00007"]["record"]["s"] == "line\nbreak"  # the failure file's record
+    good = [r[0] for i, r in enumerate(rows) if i not in (3, 7, 11)]
+    assert set(read_online(fsr, group, good)) == set(good)
+
+
 def _reject_when(client, op: str, predicate, code="ValidationError",
                  message="1 validation error detected"):
     """Answer `op` with a 400 `code` (as the service would) while predicate(body) holds;

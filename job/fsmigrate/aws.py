@@ -213,8 +213,9 @@ _writer_clients: dict[tuple[int, AwsSettings, int], Any] = {}
 
 def writer_client(aws: AwsSettings, max_pool: int = 10):
     """The runtime client the writer uses: with ``aws.sender == "fast"`` BatchWriteRecord goes
-    through :mod:`fsmigrate.fast_http` (same credentials, endpoint and signer as boto3, ~5x less
-    CPU); every other call, and everything with "boto3", is :func:`runtime_client`'s."""
+    through :mod:`fsmigrate.fast_http` (same credentials, endpoint and signer as boto3, a tenth
+    of the CPU: scripts/bench_writer.py); every other call, and everything with "boto3", is
+    :func:`runtime_client`'s."""
     client = runtime_client(aws, max_pool)
     if aws.sender != "fast":
         return client

@@ -86,7 +86,7 @@ def entry_problem(entry_json: str, record_id: str) -> str | None:
     """record_problem and value_problem for a BatchWriteRecord entry already encoded as JSON
     text (built by Spark). A cheap scan first; only a suspicious or large entry is parsed."""
     if len(entry_json) * 4 <= MAX_RECORD_BYTES and len(record_id) * 4 <= MAX_RECORD_ID_BYTES \
-            and not _MAYBE_TERMINATOR.search(entry_json):
+            and not _maybe_terminator(entry_json):
         return None
     record = json.loads(entry_json)["Record"]
     for fv in record:
@@ -95,3 +95,13 @@ def entry_problem(entry_json: str, record_id: str) -> str | None:
         if problem:
             return problem
     return record_problem(record, record_id)
+
+
+def _maybe_terminator(entry_json: str) -> bool:
+    """_MAYBE_TERMINATOR.search, with its usual answer (no backslash, no raw terminator) found
+    by substring tests: ~100x cheaper than the regex on a typical entry."""
+    if "\\" not in entry_json and "\n" not in entry_json and "\r" not in entry_json \
+            and "\u0085" not in entry_json and "\u2028" not in entry_json \
+            and "\u2029" not in entry_json:
+        return False
+    return _MAYBE_TERMINATOR.search(entry_json) is not None
