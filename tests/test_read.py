@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 import pytest
 from fsmigrate.aws import AwsSettings
 from fsmigrate.groups import Feature, GroupSpec, check_groups
-from fsmigrate.plan import shuffle_partitions
 from fsmigrate.read import select_records
 from fsmigrate.settings import MigrationOptions, Settings
 from fsmigrate.storage import Store
@@ -124,12 +123,3 @@ def test_online_reads_are_paced_at_read_tps(spark, emulator, boto_session, fault
     faults()
     assert selection.counts.selected == 1200
     assert emulator.stats()["throttled"] == before
-
-
-@pytest.mark.parametrize(("rows", "cores", "expected"), [
-    (0, 2, 2), (416_367, 2, 2), (2_081_088, 2, 6), (2_081_088, 8, 8), (100_000_000, 2, 200),
-    (100_000_000, 3, 201),
-])
-def test_shuffle_partitions_fill_every_core_in_every_wave(rows, cores, expected):
-    # 2,081,088 rows at 500,000 a partition are 5 tasks: on 2 cores the last wave would run alone
-    assert shuffle_partitions(rows, cores) == expected

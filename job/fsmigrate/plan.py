@@ -83,12 +83,8 @@ def group_summary(spec: GroupSpec) -> dict[str, Any]:
 
 def shuffle_partitions(rows: int, parallelism: int, rows_per_partition: int = 500_000) -> int:
     """For the latest-state aggregation: Spark's default of 200 costs seconds of task overhead
-    on small sources, and too few partitions spill on large ones. A multiple of the cores, so
-    the last wave of equal tasks keeps every core busy (5 tasks on 2 cores: 3 waves, the last
-    on one core; 6: 3 shorter waves)."""
-    cores = max(1, parallelism)
-    waves = max(1, math.ceil(math.ceil(rows / rows_per_partition) / cores))
-    return waves * cores
+    on small sources, and too few partitions spill on large ones."""
+    return max(parallelism, math.ceil(rows / rows_per_partition))
 
 
 def estimate(selected: int, write_api: str, max_tps: float | None) -> tuple[int, float, float]:
