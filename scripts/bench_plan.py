@@ -39,7 +39,6 @@ def child(args: argparse.Namespace) -> int:
     import logging
 
     from bench_emulator import proc_cpu_s
-    from fsmigrate import cli
     from fsmigrate.groups import check_groups, describe
     from fsmigrate.plan import make_plan
     from fsmigrate.read import sample_records, select_offline
@@ -56,11 +55,8 @@ def child(args: argparse.Namespace) -> int:
     target = describe(settings.target_aws, TARGET, "target")
     compat = check_groups(source, target, m.missing_features, m.ttl)
     started = time.perf_counter()
-    # the JVM options cli.spark_session gives a local run (none in a checkout without them)
-    java_options = getattr(cli, "LOCAL_DRIVER_JAVA_OPTIONS", "")
     spark = (SparkSession.builder.master("local[2]").appName("bench-plan")
              .config("spark.ui.enabled", "false")
-             .config("spark.driver.defaultJavaOptions", java_options)
              .config("spark.sql.session.timeZone", "UTC").getOrCreate())
     spark.sparkContext.setLogLevel("WARN")
     spark_start = time.perf_counter() - started
