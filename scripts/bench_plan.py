@@ -7,10 +7,12 @@ numbers; no assertions.
 The plan phase here is what run.migrate spends between starting Spark and having the plan:
 read + latest state + counts (select_offline) and the plan with its sample records
 (make_plan). Spark's start-up is reported apart; the plan's CPU (the driver JVM, which runs
-local[2]'s tasks, plus the Python driver) per row beside its wall-clock time. Each run is a
-new process (a cold JVM, as with spark-submit); its Spark log is scanned for codegen
-failures. `--baseline DIR` also times another checkout's `job/` directory (e.g. `git archive
-<commit> job | tar -x -C DIR`), alternating run by run so both see the same machine load.
+local[2]'s tasks, plus the Python driver) per row beside its wall-clock time, and the JVM's
+CPU by thread: Spark's tasks, the JIT compilers, GC, the driver's py4j threads (which plan
+the queries and compile their generated code). Each run is a new process (a cold JVM, as with
+spark-submit); its Spark log is scanned for codegen failures. `--baseline DIR` also times
+another checkout's `job/` directory (e.g. `git archive <commit> job | tar -x -C DIR`),
+alternating run by run so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def child(args: argparse.Namespace) -> int:
     def cpu() -> float:  # on a shared machine CPU seconds say more than the wall clock
         return proc_cpu_s(jvm) + time.process_time()
 
-    cpu0 = cpu()
+    cpu0, threads0 = cpu(), jvm_thread_cpu(jvm)
     started = time.perf_counter()
     filter_query = normalize_filter(m.filter_query)
     selection = select_offline(spark, settings, source, target, compat, store, filter_query,
@@ -75,9 +77,34 @@ def child(args: argparse.Namespace) -> int:
     planned = time.perf_counter() - started
     print(json.dumps({"spark_start": spark_start, "select": selected, "plan": planned,
                       "cpu": cpu() - cpu0,
+                      "jvm_threads": {k: round(v - threads0[k], 1)
+                                      for k, v in jvm_thread_cpu(jvm).items()},
                       "counts": plan.counts.__dict__}), flush=True)
     spark.stop()
     return 0
+
+
+# JVM threads by what they do (names as /proc shows them, cut to 15 characters)
+THREAD_GROUPS = (("tasks", ("Executor task",)), ("JIT", ("C1 Compiler", "C2 Compiler")),
+                 ("GC", ("GC Thread", "G1 ")), ("driver", ("Thread-",)))
+
+
+def jvm_thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a JVM's threads by THREAD_GROUPS ("driver": py4j's threads, which plan
+    the queries and compile their generated code); the rest as "other"."""
+    tick = os.sysconf("SC_CLK_TCK")
+    groups: dict[str, float] = dict.fromkeys([g for g, _ in THREAD_GROUPS] + ["other"], 0.0)
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                stat = fh.read()
+        except OSError:  # the thread ended
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        group = next((g for g, prefixes in THREAD_GROUPS if name.startswith(prefixes)), "other")
+        groups[group] += (int(fields[11]) + int(fields[12])) / tick
+    return groups
 
 
 def timed_plan(conf: Path, env: dict[str, str]) -> dict | None:
@@ -148,7 +175,8 @@ def main() -> int:
                           f"select {result['select']:.1f} s, plan {result['plan']:.1f} s "
                           f"({us_per_row:.1f} us/row; CPU {cpu_us:.1f} us/row), "
                           "codegen warnings/errors "
-                          f"{result['trouble']}, counts {result['counts']}", flush=True)
+                          f"{result['trouble']}, counts {result['counts']}; JVM CPU s by "
+                          f"thread {result['jvm_threads']}", flush=True)
             for name, runs in rows.items():
                 medians = [statistics.median(col) for col in zip(*runs, strict=True)]
                 print(f"{name} median of {args.runs}: spark start {medians[0]:.1f} s, select "
