@@ -197,7 +197,8 @@ def select_records(spark: SparkSession, settings: Settings, source: GroupSpec,
 
 def estimated_ids(raw: DataFrame, record_id: str) -> int:
     """Distinct record ids, within ~2 %: HyperLogLog over the id column alone (Parquet reads
-    just that column; no shuffle), so the partition count is known before the window."""
+    just that column; no rows are shuffled), so the partition count is known before the
+    window."""
     return int(raw.agg(F.approx_count_distinct(record_id, rsd=0.02)).first()[0])
 
 
