@@ -13,9 +13,7 @@ from fsmigrate.groups import Feature, GroupSpec, check_groups
 from fsmigrate.read import select_records
 from fsmigrate.settings import MigrationOptions, Settings
 from fsmigrate.storage import Store
-from fsmigrate.write_job import write_input
 from jobtools import create_group, fv, group_spec, put_records, unique
-from pyspark.sql import functions as F
 
 URI = "s3://bucket/prefix/123456789012/sagemaker/us-east-1/offline-store/src-1700000000/data"
 META = [("write_time", pa.timestamp("us", tz="UTC")),
@@ -125,24 +123,3 @@ def test_online_reads_are_paced_at_read_tps(spark, emulator, boto_session, fault
     faults()
     assert selection.counts.selected == 1200
     assert emulator.stats()["throttled"] == before
-
-
-def test_offline_selection_is_already_partitioned_for_the_write(spark, tmp_path):
-    # The latest-state window shuffles by record id into the write's partition count, so the
-    # write's repartition finds every row in place: no second shuffle of the selected rows.
-    write_rows(tmp_path, [{"id": f"r{i}", "t": "2024-01-01T00:00:00Z", "v": str(i)}
-                          for i in range(300)])
-    selection = select(spark, tmp_path, offline_source(), target(), partition_records=100)
-    assert selection.partitions == 3  # ~300 ids / 100 per partition
-    written = write_input(selection.encoded, selection.partitions, "id", frozenset({1}))
-    plan = written._jdf.queryExecution().executedPlan().toString()
-    above_cache = plan.split("InMemoryRelation")[0]
-    assert "Exchange" not in above_cache, above_cache
-    assert written.rdd.getNumPartitions() == 3
-    # every row sits in the partition pmod(hash(id), 3) names, the one resume relies on
-    placed = written.select("id", F.spark_partition_id().alias("p"),
-                            F.expr("pmod(hash(id), 3)").alias("want")).collect()
-    dropped = selection.encoded.where("pmod(hash(id), 3) = 1").count()  # partition 1 is done
-    assert 0 < dropped < 300 and len(placed) == 300 - dropped
-    assert all(r["p"] == r["want"] != 1 for r in placed)
-    selection.unpersist()

@@ -81,6 +81,12 @@ def group_summary(spec: GroupSpec) -> dict[str, Any]:
             "features": len(spec.features), "ttl_seconds": spec.ttl_seconds}
 
 
+def shuffle_partitions(rows: int, parallelism: int, rows_per_partition: int = 500_000) -> int:
+    """For the latest-state aggregation: Spark's default of 200 costs seconds of task overhead
+    on small sources, and too few partitions spill on large ones."""
+    return max(parallelism, math.ceil(rows / rows_per_partition))
+
+
 def estimate(selected: int, write_api: str, max_tps: float | None) -> tuple[int, float, float]:
     """API calls, seconds and the records/s they assume."""
     calls = math.ceil(selected / BATCH_WRITE_ENTRIES) if write_api == "batch" else selected
@@ -94,8 +100,7 @@ def make_plan(settings: Settings, parallelism: int, source: GroupSpec, target: G
     m = settings.migration
     from .partitions import partition_count  # pyspark: the preflight imports plan before Spark
 
-    partitions = selection.partitions or partition_count(selection.counts.selected,
-                                                         m.partition_records, parallelism)
+    partitions = partition_count(selection.counts.selected, m.partition_records, parallelism)
     calls, seconds, rate = estimate(selection.counts.selected, write_api, m.max_tps)
     return Plan(
         run_id=settings.run_id,

@@ -18,8 +18,7 @@ from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
 from .eventtime import NS, now_ns
 from .groups import Compatibility, Feature, GroupSpec
-from .partitions import partition_count
-from .plan import Counts
+from .plan import Counts, shuffle_partitions
 from .select import (
     after_record_id,
     apply_filter,
@@ -49,9 +48,6 @@ class Selection:
     files: int = 0
     bytes: int = 0
     cached: list[DataFrame] = field(default_factory=list)
-    # the write's partition count when `encoded` is already hash-partitioned by record id into
-    # that many partitions (the latest-state window): the write's repartition is then a no-op
-    partitions: int | None = None
     id_source: str = ""
     id_source_reason: str = ""
     notes: list[str] = field(default_factory=list)  # what the plan must say (risks, refusals)
@@ -109,15 +105,8 @@ def _arriving(chosen: DataFrame, source: GroupSpec, target: GroupSpec, ttl_polic
 
 def select_offline(spark: SparkSession, settings: Settings, source: GroupSpec,
                    target: GroupSpec, compat: Compatibility, store: Store,
-                   filter_query: str | None, resume_from: str | None,
-                   partitions: int | None = None) -> Selection:
-    """Latest non-deleted state per record from the offline store, filtered, encoded.
-
-    The latest-state window is hash-partitioned by record id into the write's partition count
-    (``partitions``, a resumed run's, else from the estimated number of record ids), so the
-    write's ``repartition(partitions, record_id)`` finds the rows already in place and Spark
-    drops that second shuffle of every selected row.
-    """
+                   filter_query: str | None, resume_from: str | None) -> Selection:
+    """Latest non-deleted state per record from the offline store, filtered, encoded."""
     m = settings.migration
     notes = [n for n in [check_offline_status(source, m.allow_inactive_offline_store)] if n]
     raw = read_offline(spark, source, store)
@@ -126,10 +115,7 @@ def select_offline(spark: SparkSession, settings: Settings, source: GroupSpec,
         return Selection(empty, Counts(), id_source=IDS_FROM_OFFLINE, notes=notes)
     stats = footer_stats(raw, store)
     parallelism = spark.sparkContext.defaultParallelism
-    if partitions is None:
-        partitions = partition_count(estimated_ids(raw, source.record_id),
-                                     m.partition_records, parallelism)
-    spark.conf.set("spark.sql.shuffle.partitions", partitions)
+    spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions(stats.rows, parallelism))
     latest = latest_state(raw, source.record_id, source.event_time, unparseable_col=_BAD_TIME)
     latest = latest.persist(StorageLevel.MEMORY_AND_DISK)
     # A record with a row whose event time doesn't parse has no known latest version: it is
@@ -153,7 +139,7 @@ def select_offline(spark: SparkSession, settings: Settings, source: GroupSpec,
     # An offline store keeps no expiry: the target's default TTL (if any) applies.
     encoded = encode_for_target(alive, list(compat.mappings))
     return Selection(encoded, counts, stats.files, stats.bytes, cached=[latest],
-                     id_source=IDS_FROM_OFFLINE, notes=notes, partitions=partitions)
+                     id_source=IDS_FROM_OFFLINE, notes=notes)
 
 
 def select_online(spark: SparkSession, settings: Settings, source: GroupSpec,
@@ -185,21 +171,10 @@ def select_online(spark: SparkSession, settings: Settings, source: GroupSpec,
 
 def select_records(spark: SparkSession, settings: Settings, source: GroupSpec,
                    target: GroupSpec, compat: Compatibility, store: Store,
-                   filter_query: str | None, partitions: int | None = None) -> Selection:
-    """``partitions``: a resumed run's partition count (its checkpoints refer to it)."""
-    resume_from = settings.migration.resume_from
-    if source.online:
-        return select_online(spark, settings, source, target, compat, store, filter_query,
-                             resume_from)
-    return select_offline(spark, settings, source, target, compat, store, filter_query,
-                          resume_from, partitions)
-
-
-def estimated_ids(raw: DataFrame, record_id: str) -> int:
-    """Distinct record ids, within ~2 %: HyperLogLog over the id column alone (Parquet reads
-    just that column; no rows are shuffled), so the partition count is known before the
-    window."""
-    return int(raw.agg(F.approx_count_distinct(record_id, rsd=0.02)).first()[0])
+                   filter_query: str | None) -> Selection:
+    select = select_online if source.online else select_offline
+    return select(spark, settings, source, target, compat, store, filter_query,
+                  settings.migration.resume_from)
 
 
 def wire_schema(features: Iterable[Feature]) -> StructType:

@@ -51,8 +51,7 @@ def migrate(settings: Settings, spark_factory: Callable[[], SparkSession]) -> in
     write_api = resolve_write_api(m.write_api, aws.runtime_client(settings.target_aws))
     spark = spark_factory()
     filter_query = normalize_filter(m.filter_query)
-    selection = select_records(spark, settings, source, target, compat, store, filter_query,
-                               earlier_plan.partitions if earlier_plan else None)
+    selection = select_records(spark, settings, source, target, compat, store, filter_query)
     plan = make_plan(settings, spark.sparkContext.defaultParallelism, source, target, compat,
                      selection, write_api, filter_query, sample_records(selection.encoded))
     if earlier_plan is not None:

@@ -93,7 +93,12 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
                  "cpu_seconds": round(time.process_time() - cpu_started, 3)}
         return stats, [{"partition": partition, **stats}]
 
-    partitioned = write_input(encoded, plan.partitions, record_id, finished)
+    if finished:
+        # pmod(hash(id), n) is the partition repartition(n, id) gives a row: rows of finished
+        # partitions are dropped before the shuffle instead of being shuffled and skipped.
+        part = F.expr(f"pmod(hash(`{record_id}`), {plan.partitions})")
+        encoded = encoded.where(~part.isin(list(finished)))
+    partitioned = encoded.repartition(plan.partitions, F.col(record_id))
     if prepared:
         partitioned = with_entries(partitioned, target.name, record_id, collection_features,
                                    ttl_column, stores)
@@ -106,21 +111,6 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
         saver.close()  # the partitions finished before a failure or a cancel count too
         if feed is not None:
             feed.close()
-
-
-def write_input(encoded: DataFrame, partitions: int, record_id: str,
-                finished: frozenset[int]) -> DataFrame:
-    """The rows to write, hash-partitioned by record id into ``partitions`` (a row's partition
-    is pmod(hash(id), partitions), stable across resumes), without finished partitions' rows.
-
-    Rows of an offline source come from a latest-state window partitioned the same way
-    (read.select_offline): Spark then plans no shuffle here.
-    """
-    if finished:
-        # rows of finished partitions are dropped before any shuffle, not shuffled and skipped
-        part = F.expr(f"pmod(hash(`{record_id}`), {partitions})")
-        encoded = encoded.where(~part.isin(list(finished)))
-    return encoded.repartition(partitions, F.col(record_id))
 
 
 class CheckpointSaver:
