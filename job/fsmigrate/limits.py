@@ -19,7 +19,8 @@ MAX_VALUE_CHARS = 358_400
 MAX_RECORD_BYTES = 350 * 1024
 MAX_RECORD_ID_BYTES = 2 * 1024
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-_LINE_TERMINATOR = re.compile("[\n\r\u0085\u2028\u2029]")
+_TERMINATOR_CHARS = "\n\r\u0085\u2028\u2029"
+_LINE_TERMINATOR = re.compile(f"[{_TERMINATOR_CHARS}]")
 
 
 def value_problem(name: str, value: Any) -> str | None:
@@ -78,7 +79,7 @@ def record_problem(record: list[dict], record_id: str) -> str | None:
 
 
 # In an entry's JSON text a line terminator shows as an escape (\n, \r, \uXXXX) or raw.
-_MAYBE_TERMINATOR = re.compile(r"\\[nr]|\\u(?:0085|2028|2029)|[\n\r\u0085\u2028\u2029]",
+_MAYBE_TERMINATOR = re.compile(r"\\[nr]|\\u(?:0085|2028|2029)|" + _LINE_TERMINATOR.pattern,
                                re.IGNORECASE)
 
 
@@ -100,8 +101,6 @@ def entry_problem(entry_json: str, record_id: str) -> str | None:
 def _maybe_terminator(entry_json: str) -> bool:
     """_MAYBE_TERMINATOR.search, with its usual answer (no backslash, no raw terminator) found
     by substring tests: ~100x cheaper than the regex on a typical entry."""
-    if "\\" not in entry_json and "\n" not in entry_json and "\r" not in entry_json \
-            and "\u0085" not in entry_json and "\u2028" not in entry_json \
-            and "\u2029" not in entry_json:
+    if "\\" not in entry_json and not any(t in entry_json for t in _TERMINATOR_CHARS):
         return False
     return _MAYBE_TERMINATOR.search(entry_json) is not None
