@@ -271,12 +271,12 @@ def spark_env() -> dict[str, str]:
 
 def run_job(emu, spec: SeedSpec, target: str, sender: str, api: str,
             put_records: int | None, partition_records: int = PARTITION_RECORDS,
-            verify: str = "sample:1000") -> Run:
+            verify: str = "sample:1000", job_dir: Path = ROOT / "job") -> Run:
     run_id = target
     cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
            "--driver-java-options",
            f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2-quiet.properties'}",
-           "--conf", "spark.ui.enabled=false", str(ROOT / "job" / "migrate.py"),
+           "--conf", "spark.ui.enabled=false", str(job_dir / "migrate.py"),
            "--conf", str(write_conf(emu.url, sender, partition_records, verify)),
            "--source", SOURCE,
            "--target", target, "--run-id", run_id, "--write-api", api]
@@ -434,17 +434,26 @@ def table(rows: list[Row]) -> str:
 
 def measure(row: Row, runs: int, once: Callable[[int], Run]) -> None:
     for n in range(runs):
-        try:
-            run = once(n)
-        except Exception as exc:  # one failed row must not lose the others' numbers
-            row.note = f"failed: {str(exc)[:160]}"
+        if not measure_once(row, n, once):
             return
-        row.runs.append(run)
-        print(f"  {row.name} run {n + 1}: {run.records:,} records, {run.rate:,.0f}/s, writer "
-              f"{fmt(run.writer_cpu_us, '.1f')} µs, tree {run.tree_cpu_us:.1f} µs (after the plan "
-              f"{fmt(run.write_tree_cpu_us, '.1f')} µs), emulator "
-              f"{run.emulator_cpu_us:.1f} µs, worker RSS {fmt(run.worker_rss_mb, '.0f')} MB",
-              flush=True)
+
+
+def measure_once(row: Row, n: int, once: Callable[[int], Run]) -> bool:
+    """Run ``once(n)`` into ``row``; False (and a note on the row) when it failed."""
+    if row.note.startswith("failed"):
+        return False
+    try:
+        run = once(n)
+    except Exception as exc:  # one failed row must not lose the others' numbers
+        row.note = f"failed: {str(exc)[:160]}"
+        return False
+    row.runs.append(run)
+    print(f"  {row.name} run {n + 1}: {run.records:,} records, {run.rate:,.0f}/s, writer "
+          f"{fmt(run.writer_cpu_us, '.1f')} µs, tree {run.tree_cpu_us:.1f} µs (after the plan "
+          f"{fmt(run.write_tree_cpu_us, '.1f')} µs), emulator "
+          f"{run.emulator_cpu_us:.1f} µs, worker RSS {fmt(run.worker_rss_mb, '.0f')} MB",
+          flush=True)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -459,6 +468,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the batch-through-boto3 row writes only this many (default: all)")
     p.add_argument("--store-writes", action="store_true",
                    help="the emulator stores the writes (default: --sink, validate and drop)")
+    p.add_argument("--baseline", type=Path,
+                   help="also run the batch-fast row with this job/ directory of another "
+                        "checkout (e.g. `git archive <commit> job | tar -x -C DIR`, then "
+                        "DIR/job), alternating run by run with this checkout's")
     p.add_argument("--rows", default="naive,put,batch-boto3,batch-fast,batch-fast-big,connector",
                    help="which rows, comma-separated")
     args = p.parse_args(argv)
@@ -497,11 +510,24 @@ def main(argv: list[str] | None = None) -> int:
                 ("batch-fast-big", f"same, partitions of {big:,} records", "fast", "batch",
                  None, big)]
         for key, name, sender, api, subset, size in jobs:
-            if key in wanted:
-                rows.append(Row(name + (f" ({subset:,})" if subset else "")))
-                measure(rows[-1], args.runs, lambda n, k=key, s=sender, a=api, sub=subset,
+            if key not in wanted:
+                continue
+            row = Row(name + (f" ({subset:,})" if subset else ""))
+            rows.append(row)
+            if not (key == "batch-fast" and args.baseline):
+                measure(row, args.runs, lambda n, k=key, s=sender, a=api, sub=subset,
                         size=size: run_job(emu, spec, fresh(f"{k}-{n}"), s, a, sub, size,
                                            verify))
+                continue
+            # the same row from another checkout, run by run in turn: both see the same load
+            base = Row(f"{name}, baseline {args.baseline}")
+            rows.insert(-1, base)
+            for n in range(args.runs):
+                measure_once(base, n, lambda n, size=size: run_job(
+                    emu, spec, fresh(f"base-{n}"), "fast", "batch", None, size, verify,
+                    args.baseline))
+                measure_once(row, n, lambda n, size=size: run_job(
+                    emu, spec, fresh(f"batch-fast-{n}"), "fast", "batch", None, size, verify))
         if "connector" in wanted:
             rows.append(Row("AWS connector ingest_data (batch), write only"))
             measure(rows[-1], args.runs,

@@ -57,7 +57,8 @@ def child(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     spark = (SparkSession.builder.master("local[2]").appName("bench-plan")
              .config("spark.ui.enabled", "false")
-             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+             .config("spark.sql.session.timeZone", "UTC")
+             .config("spark.driver.extraJavaOptions", args.java_options or "").getOrCreate())
     spark.sparkContext.setLogLevel("WARN")
     spark_start = time.perf_counter() - started
     store = Store(settings.aws, settings.local_root)
@@ -107,8 +108,10 @@ def jvm_thread_cpu(pid: int) -> dict[str, float]:
     return groups
 
 
-def timed_plan(conf: Path, env: dict[str, str]) -> dict | None:
-    proc = subprocess.run([sys.executable, __file__, "--child", "--conf", str(conf)], env=env,
+def timed_plan(conf: Path, env: dict[str, str], java_options: str) -> dict | None:
+    command = [sys.executable, __file__, "--child", "--conf", str(conf),
+               f"--java-options={java_options}"]
+    proc = subprocess.run(command, env=env,
                           capture_output=True, text=True, check=False)
     if proc.returncode:
         print(proc.stdout, proc.stderr[-5000:], file=sys.stderr)
@@ -125,6 +128,8 @@ def main() -> int:
     p.add_argument("--versions", type=int, default=3)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--baseline", help="a job/ directory of another checkout to compare with")
+    p.add_argument("--java-options", default="",
+                   help="JVM options for the plan's Spark driver, as --java-options=\"-XX:...\"")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--conf", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -164,7 +169,7 @@ def main() -> int:
             for n in range(args.runs):
                 for name, path in jobs.items():
                     run_env = dict(env, PYTHONPATH=path) if path else env
-                    result = timed_plan(conf, run_env)
+                    result = timed_plan(conf, run_env, args.java_options)
                     if result is None:
                         return 1
                     us_per_row = result["plan"] / summary.rows_offline * 1e6

@@ -18,9 +18,11 @@ from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 NS = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Groups: 1 the whole seconds, 3 the fraction digits (also what select.py extracts).
-ISO_EVENT_TIME = r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.(\d{1,9}))?Z"
-# Java regex for Spark's regexp_extract: \z is the very end (Java's $ allows a final "\n").
+# Groups: 1 the whole seconds, 3 the fraction digits. ASCII digits only, and no year 0000
+# (Python's datetime has none; Spark's would parse it): the stricter reading of the grammar.
+ISO_EVENT_TIME = (r"((?!0000)[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})"
+                  r"(\.([0-9]{1,9}))?Z")
+# Java regex for Spark's rlike: \z is the very end (Java's $ allows a final "\n").
 ISO_EVENT_TIME_SPARK = f"^{ISO_EVENT_TIME}\\z"
 _ISO = re.compile(ISO_EVENT_TIME)
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
