@@ -166,10 +166,12 @@ def test_event_time_key_unparseable_is_null(spark):
 def test_event_time_key_ignores_session_time_zone(spark):
     spark.conf.set("spark.sql.session.timeZone", "America/New_York")
     try:
-        keys = keys_of(spark, ["2024-07-01T12:00:00.25Z"], StringType())
+        # the second one is in New York's spring-forward gap, the third in its repeated hour
+        keys = keys_of(spark, ["2024-07-01T12:00:00.25Z", "2024-03-10T02:30:00Z",
+                               "2024-11-03T01:30:00.5Z"], StringType())
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
-    assert keys == [(1719835200, 250_000_000)]
+    assert keys == [(1719835200, 250_000_000), (1710037800, 0), (1730597400, 500_000_000)]
 
 
 def test_event_time_key_fractional_seconds(spark):
