@@ -275,7 +275,8 @@ def run_job(emu, spec: SeedSpec, target: str, sender: str, api: str,
     run_id = target
     cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
            "--driver-java-options",
-           f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2-quiet.properties'}",
+           f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2-quiet.properties'} "
+           + os.environ.get("BENCH_JAVA_OPTIONS", ""),
            "--conf", "spark.ui.enabled=false", str(job_dir / "migrate.py"),
            "--conf", str(write_conf(emu.url, sender, partition_records, verify)),
            "--source", SOURCE,
@@ -472,10 +473,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run the batch-fast row with this job/ directory of another "
                         "checkout (e.g. `git archive <commit> job | tar -x -C DIR`, then "
                         "DIR/job), alternating run by run with this checkout's")
+    p.add_argument("--java-options", default="",
+                   help="more JVM options for the job's driver, as --java-options=\"-XX:...\"")
     p.add_argument("--rows", default="naive,put,batch-boto3,batch-fast,batch-fast-big,connector",
                    help="which rows, comma-separated")
     args = p.parse_args(argv)
     records = args.records or (200_000 if args.quick else 1_000_000)
+    os.environ["BENCH_JAVA_OPTIONS"] = args.java_options
     wanted = args.rows.split(",")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")

@@ -76,11 +76,15 @@ def child(args: argparse.Namespace) -> int:
     plan = make_plan(settings, spark.sparkContext.defaultParallelism, source, target, compat,
                      selection, "batch", filter_query, sample_records(selection.encoded))
     planned = time.perf_counter() - started
+    cached = spark.sparkContext._jsc.sc().getRDDStorageInfo()  # the latest state's cache
+    cache_mb = {"memory": sum(i.memSize() for i in cached) / 2**20,
+                "disk": sum(i.diskSize() for i in cached) / 2**20}
     print(json.dumps({"spark_start": spark_start, "select": selected, "plan": planned,
                       "cpu": cpu() - cpu0,
                       "jvm_threads": {k: round(v - threads0[k], 1)
                                       for k, v in jvm_thread_cpu(jvm).items()},
-                      "counts": plan.counts.__dict__}), flush=True)
+                      "counts": plan.counts.__dict__,
+                      "cache_mb": {k: round(v) for k, v in cache_mb.items()}}), flush=True)
     spark.stop()
     return 0
 
@@ -180,7 +184,8 @@ def main() -> int:
                           f"select {result['select']:.1f} s, plan {result['plan']:.1f} s "
                           f"({us_per_row:.1f} us/row; CPU {cpu_us:.1f} us/row), "
                           "codegen warnings/errors "
-                          f"{result['trouble']}, counts {result['counts']}; JVM CPU s by "
+                          f"{result['trouble']}, cache MB {result['cache_mb']}, "
+                          f"counts {result['counts']}; JVM CPU s by "
                           f"thread {result['jvm_threads']}", flush=True)
             for name, runs in rows.items():
                 medians = [statistics.median(col) for col in zip(*runs, strict=True)]

@@ -117,6 +117,10 @@ def select_offline(spark: SparkSession, settings: Settings, source: GroupSpec,
     parallelism = spark.sparkContext.defaultParallelism
     spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions(stats.rows, parallelism))
     latest = latest_state(raw, source.record_id, source.event_time, unparseable_col=_BAD_TIME)
+    # Read twice (counts, then the write): choosing each column's compression scheme costs a
+    # fifth of the plan (dictionary and run-length statistics per value); MEMORY_AND_DISK
+    # spills what memory doesn't hold.
+    spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
     latest = latest.persist(StorageLevel.MEMORY_AND_DISK)
     # A record with a row whose event time doesn't parse has no known latest version: it is
     # counted and left out, never decided by treating that row as the oldest.
