@@ -53,8 +53,8 @@ def event_time_key(column: str, data_type: DataType) -> Column:
 
     ISO strings can't be compared as text (`...:00Z` sorts after `...:00.5Z`) and a Spark
     timestamp keeps only microseconds, so the key is an exact (seconds, nanoseconds) pair.
-    Parsing uses the string's own `Z` offset, so the session time zone doesn't matter; the
-    grammar is eventtime's (one with :func:`fsmigrate.eventtime.instant_ns`).
+    The grammar (eventtime's, one with :func:`fsmigrate.eventtime.instant_ns`) wants UTC's
+    `Z`, and the seconds are read without a time zone: the session's zone doesn't matter.
     Fractional unix seconds (double) map monotonically: floor(d), floor(frac * 1e9); distinct
     doubles only share a key below ~52 days after 1970, where a double's step is < 1 ns.
     Unparseable, NaN, infinite or out-of-long-range values give null, which sorts lowest.
@@ -68,9 +68,9 @@ def event_time_key(column: str, data_type: DataType) -> Column:
         # unix_timestamp of a TIMESTAMP_NTZ is its own seconds, whatever the session's zone.
         seconds = F.expr(
             f"unix_timestamp(try_cast(substr(`{column}`, 1, 19) AS TIMESTAMP_NTZ))")
-        length = F.length(c)
-        nanos = F.when(length == 20, F.lit(0)).otherwise(
-            F.rpad(c.substr(F.lit(21), length - 21), 9, "0").cast("long"))
+        # the digits between the dot and the Z (byte searches: length and substr count chars)
+        fraction = F.substring_index(F.substring_index(c, ".", -1), "Z", 1)
+        nanos = F.when(c.contains("."), F.rpad(fraction, 9, "0").cast("long")).otherwise(0)
         return F.when(c.rlike(_ISO_EVENT_TIME) & seconds.isNotNull(), _key(seconds, nanos))
     if isinstance(data_type, FLOAT_TYPES):
         d = c.cast("double")
