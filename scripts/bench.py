@@ -4,7 +4,9 @@ Seeds an offline-only source of N records × 22 features into the local emulator
 way of writing them into a fresh online-only target measures records/s, the writer's CPU per
 record (the job's report), the whole job process tree's CPU per record (spark-submit's JVM,
 the Python driver and the Python workers, read from /proc; the emulator is not in it), plan
-and write phase seconds and the peak Python worker RSS; medians of `--runs` runs. Rows:
+and write phase seconds and the peak Python worker RSS; medians of `--runs` runs. Two more
+tables split the tree's CPU by part (the JVM's threads by what they do: tasks, JIT, GC ...; the
+Python workers; the Python driver), for the whole run and after the plan. Rows:
 
 * naive: 4 threads of boto3 ``put_record`` in one Python process (the baseline; a subset);
 * job put: ``--write-api put`` (a subset: ids below ``--put-records``);
@@ -46,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import emulator_process  # noqa: E402
+from bench_plan import jvm_threads  # noqa: E402
 from seed_data import (  # noqa: E402
     SeedSpec,
     feature_definitions,
@@ -94,6 +97,16 @@ def _is_python_worker(pid: int) -> bool:
     return b"pyspark.daemon" in cmd or b"pyspark.worker" in cmd
 
 
+def _kind(pid: int) -> str:
+    """jvm (Spark's driver: local mode runs the tasks in it), workers (Python) or python."""
+    if _is_python_worker(pid):
+        return "workers"
+    try:
+        return "jvm" if b"java" in Path(f"/proc/{pid}/cmdline").read_bytes() else "python"
+    except OSError:
+        return "python"
+
+
 def cpu_seconds(pid: int) -> float:
     stat = _stat(pid)
     return stat[1] if stat else 0.0
@@ -109,7 +122,10 @@ class TreeSampler:
         self.interval = interval
         self.marker = marker  # a file whose appearance ends the first phase (the job's plan)
         self.at_marker: float | None = None
+        self.kinds_at_marker: dict[str, float] = {}
         self.cpu: dict[tuple[int, int], float] = {}
+        self.kind: dict[tuple[int, int], str] = {}  # jvm, workers (Python) or python
+        self.jvm_threads: dict[int, tuple[str, float]] = {}  # the JVM's, last seen
         self.worker_rss_mb = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -142,19 +158,39 @@ class TreeSampler:
             if pid in stats:
                 _, cpu, started = stats[pid]
                 self.cpu[(pid, started)] = cpu
-                if _is_python_worker(pid):
+                if self.kind.get((pid, started), "python") == "python":
+                    # again until it is known: spark-submit's script becomes the JVM (exec)
+                    self.kind[(pid, started)] = _kind(pid)
+                if self.kind[(pid, started)] == "workers":
                     self.worker_rss_mb = max(self.worker_rss_mb, _rss_mb(pid))
+                elif self.kind[(pid, started)] == "jvm":
+                    self.jvm_threads.update(jvm_threads(pid))
         return self.total
 
     @property
     def total(self) -> float:
         return sum(self.cpu.values())
 
+    def by_kind(self) -> dict[str, float]:
+        """CPU seconds by process kind; the JVM's by thread group (jvm tasks, jvm JIT ...)."""
+        out = dict.fromkeys(("jvm", "workers", "python"), 0.0)
+        for key, cpu in self.cpu.items():
+            out[self.kind.get(key, "python")] += cpu
+        threads: dict[str, float] = {}
+        for group, cpu in self.jvm_threads.values():
+            if group != "other":
+                threads[f"jvm {group}"] = threads.get(f"jvm {group}", 0.0) + cpu
+        # the rest of the JVM's CPU: short-lived threads too (a Python task's writer thread
+        # ends with the task, and its last moments fall between samples; the process counts
+        # them)
+        threads["jvm other"] = out["jvm"] - sum(threads.values())
+        return {**out, **threads}
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             total = self.sample()
             if self.at_marker is None and self.marker is not None and self.marker.exists():
-                self.at_marker = total
+                self.at_marker, self.kinds_at_marker = total, self.by_kind()
 
 
 # ---- one measured run ------------------------------------------------------------------------
@@ -170,6 +206,8 @@ class Run:
     write_s: float | None = None
     worker_rss_mb: float | None = None
     write_tree_cpu_us: float | None = None  # the tree's CPU after the plan, per record
+    write_split_us: dict[str, float] = field(default_factory=dict)  # ... by process kind
+    split_us: dict[str, float] = field(default_factory=dict)  # the whole run's, by kind
 
     @property
     def rate(self) -> float:
@@ -299,10 +337,14 @@ def run_job(emu, spec: SeedSpec, target: str, sender: str, api: str,
     written = r["written"] if "written" in r else r["selected"]
     phases = r["phases_seconds"]
     after_plan = None if sampler.at_marker is None else sampler.total - sampler.at_marker
+    kinds = sampler.by_kind()
+    split = {} if sampler.at_marker is None else {
+        k: 1e6 * (v - sampler.kinds_at_marker.get(k, 0.0)) / written for k, v in kinds.items()}
     return Run(written, phases["write"], r.get("writer_cpu_us_per_record"),
                1e6 * sampler.total / written, 1e6 * emu_cpu / written,
                phases.get("plan"), phases["write"], sampler.worker_rss_mb,
-               None if after_plan is None else 1e6 * after_plan / written)
+               None if after_plan is None else 1e6 * after_plan / written, split,
+               {k: 1e6 * v / written for k, v in kinds.items()})
 
 
 # ---- AWS's connector, in its own venv ------------------------------------------------------
@@ -384,10 +426,12 @@ def run_connector(emu, spec: SeedSpec, target: str, n: int) -> Run:
                 if not line.startswith("READY"):
                     raise RuntimeError(f"connector did not start: see {log}")
                 cpu0, emu0 = sampler.sample(), cpu_seconds(emu.proc.pid)
+                kinds0 = sampler.by_kind()
                 proc.stdin.write("go\n")
                 proc.stdin.flush()
                 line = proc.stdout.readline()
                 cpu, emu_cpu = sampler.sample() - cpu0, cpu_seconds(emu.proc.pid) - emu0
+                kinds = {k: v - kinds0.get(k, 0.0) for k, v in sampler.by_kind().items()}
                 if not line.startswith("DONE"):
                     raise RuntimeError(f"connector failed: see {log}")
                 _, count, seconds = line.split()
@@ -398,9 +442,10 @@ def run_connector(emu, spec: SeedSpec, target: str, n: int) -> Run:
             if proc.poll() is None:
                 proc.kill()
     count = int(count)
+    split = {k: 1e6 * v / count for k, v in kinds.items()}
     return Run(count, float(seconds), None, 1e6 * cpu / count, 1e6 * emu_cpu / count,
                None, float(seconds), sampler.worker_rss_mb or None,  # no Python workers
-               1e6 * cpu / count)
+               1e6 * cpu / count, split, split)
 
 
 # ---- the table -------------------------------------------------------------------------------
@@ -433,6 +478,26 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+SPLIT = (("jvm tasks", "JVM: Spark's tasks"), ("jvm JIT", "JVM: JIT compilers"),
+         ("jvm GC", "JVM: GC"), ("jvm driver", "JVM: py4j (planning, codegen)"),
+         ("jvm other", "JVM: other threads (shuffle, Python I/O ...)"),
+         ("workers", "Python workers"), ("python", "Python driver"))
+
+
+def split_table(rows: list[Row], attr: str) -> str:
+    """Medians, per record, of the tree's CPU by part (`attr`: split_us or write_split_us)."""
+    head = "| row | " + " | ".join(name for _, name in SPLIT) + " |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        runs = [getattr(run, attr) for run in r.runs if getattr(run, attr)]
+        if not runs:
+            continue
+        cells = [fmt(statistics.median(run.get(key, 0.0) for run in runs), ".1f")
+                 for key, _ in SPLIT]
+        lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def measure(row: Row, runs: int, once: Callable[[int], Run]) -> None:
     for n in range(runs):
         if not measure_once(row, n, once):
@@ -451,7 +516,9 @@ def measure_once(row: Row, n: int, once: Callable[[int], Run]) -> bool:
     row.runs.append(run)
     print(f"  {row.name} run {n + 1}: {run.records:,} records, {run.rate:,.0f}/s, writer "
           f"{fmt(run.writer_cpu_us, '.1f')} µs, tree {run.tree_cpu_us:.1f} µs (after the plan "
-          f"{fmt(run.write_tree_cpu_us, '.1f')} µs), emulator "
+          f"{fmt(run.write_tree_cpu_us, '.1f')} µs: "
+          + ", ".join(f"{k} {run.write_split_us.get(k, 0.0):.1f}" for k, _ in SPLIT)
+          + "), emulator "
           f"{run.emulator_cpu_us:.1f} µs, worker RSS {fmt(run.worker_rss_mb, '.0f')} MB",
           flush=True)
     return True
@@ -542,6 +609,10 @@ def main(argv: list[str] | None = None) -> int:
           "job's processes (JVM, Python driver and workers), not the emulator"
           + ("; emulator in sink mode (writes validated, not stored)" if sink else ""))
     print(table(rows))
+    print("\nThe tree's CPU by part, µs per record (medians): the whole run")
+    print(split_table(rows, "split_us"))
+    print("\n... after the plan (the AWS connector: its write)")
+    print(split_table(rows, "write_split_us"))
     return 0
 
 

@@ -97,9 +97,21 @@ THREAD_GROUPS = (("tasks", ("Executor task",)), ("JIT", ("C1 Compiler", "C2 Comp
 def jvm_thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds of a JVM's threads by THREAD_GROUPS ("driver": py4j's threads, which plan
     the queries and compile their generated code); the rest as "other"."""
-    tick = os.sysconf("SC_CLK_TCK")
     groups: dict[str, float] = dict.fromkeys([g for g, _ in THREAD_GROUPS] + ["other"], 0.0)
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    for group, cpu in jvm_threads(pid).values():
+        groups[group] += cpu
+    return groups
+
+
+def jvm_threads(pid: int) -> dict[int, tuple[str, float]]:
+    """{thread id: (its THREAD_GROUPS group or "other", CPU seconds)} of a JVM's live threads."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:  # the JVM ended
+        return out
+    for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/stat") as fh:
                 stat = fh.read()
@@ -108,8 +120,8 @@ def jvm_thread_cpu(pid: int) -> dict[str, float]:
         name = stat[stat.index("(") + 1:stat.rindex(")")]
         fields = stat.rsplit(")", 1)[1].split()
         group = next((g for g, prefixes in THREAD_GROUPS if name.startswith(prefixes)), "other")
-        groups[group] += (int(fields[11]) + int(fields[12])) / tick
-    return groups
+        out[int(tid)] = group, (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def timed_plan(conf: Path, env: dict[str, str], java_options: str) -> dict | None:
