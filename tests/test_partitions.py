@@ -110,3 +110,28 @@ def test_tasks_skip_the_per_task_rescan_of_zips_on_the_path(spark):
     assert len(notes) == 8
     assert all(n["zips"] >= 1 for n in notes)  # pyspark.zip is on the workers' path
     assert [n["rereads"] for n in notes] == [0] * 8
+
+
+def test_a_workers_long_lived_objects_are_frozen_from_its_second_task(spark):
+    """PySpark's daemon runs gc.collect() after every task of a reused worker; from a worker's
+    second task on, what its first left alive is out of the collector's reach (gc.freeze)."""
+    sc = spark.sparkContext
+    counters = Counters(sc, ("tasks",))
+
+    def work(rows):
+        import gc
+        import os
+
+        list(rows)
+        return {"tasks": 1}, [{"pid": os.getpid(), "frozen": gc.get_freeze_count()}]
+
+    for_each_partition(sc.parallelize(range(80), 16), work, counters, 80, 60.0, done="tasks")
+    by_worker: dict[int, list[dict]] = {}
+    for note in counters.notes:
+        by_worker.setdefault(note["pid"], []).append(note)
+    assert sum(len(n) for n in by_worker.values()) == 16
+    assert any(len(n) >= 2 for n in by_worker.values())  # workers are reused
+    later = [n for notes in by_worker.values() for n in notes if n["frozen"]]
+    assert len(later) >= 16 - len(by_worker)  # all but (at most) each worker's first task
+    # pyspark, py4j and the job's modules are frozen: many thousands of objects
+    assert min(n["frozen"] for n in later) > 10_000
