@@ -516,8 +516,9 @@ def measure_once(row: Row, n: int, once: Callable[[int], Run]) -> bool:
     row.runs.append(run)
     print(f"  {row.name} run {n + 1}: {run.records:,} records, {run.rate:,.0f}/s, writer "
           f"{fmt(run.writer_cpu_us, '.1f')} µs, tree {run.tree_cpu_us:.1f} µs (after the plan "
-          f"{fmt(run.write_tree_cpu_us, '.1f')} µs: "
-          + ", ".join(f"{k} {run.write_split_us.get(k, 0.0):.1f}" for k, _ in SPLIT)
+          f"{fmt(run.write_tree_cpu_us, '.1f')} µs"
+          + "".join(f", {k} {run.write_split_us[k]:.1f}" for k, _ in SPLIT
+                    if k in run.write_split_us)  # none for the naive row
           + "), emulator "
           f"{run.emulator_cpu_us:.1f} µs, worker RSS {fmt(run.worker_rss_mb, '.0f')} MB",
           flush=True)
