@@ -22,6 +22,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 @pytest.fixture(scope="session")
 def spark():
+    from fsmigrate.cli import sql_settings
     from pyspark.sql import SparkSession
 
     session = (
@@ -30,7 +31,7 @@ def spark():
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.default.parallelism", "4")
-        .config("spark.sql.session.timeZone", "UTC")
+        .config(map=sql_settings())  # as the job runs
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .getOrCreate()

@@ -73,3 +73,59 @@ def test_encoding_double_collections_compiles(no_fallback):
                                Feature(f"a{i}", FRACTIONAL, "List")) for i in range(4)]
     out = encode_for_target(df, mappings).first()
     assert list(out) == [["10000000000.0", "0.00000025"]] * 4
+
+
+def whole_stage_method_sizes(df) -> list[int]:
+    """The largest method's bytecode size of every whole-stage-codegen subtree `df` runs."""
+    jvm = df.sparkSession.sparkContext._jvm
+    plan = df._jdf.queryExecution().executedPlan()
+    sizes, todo = [], [plan]
+    while todo:
+        node = todo.pop()
+        if node.getClass().getSimpleName() == "AdaptiveSparkPlanExec":
+            todo.append(node.executedPlan())
+        if node.getClass().getSimpleName() == "WholeStageCodegenExec":
+            code = node.doCodeGen()._2()
+            compiled = jvm.org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator \
+                .compile(code)
+            sizes.append(compiled._2().maxMethodCodeSize())
+        children = node.children()
+        todo.extend(children.apply(i) for i in range(children.size()))
+    return sizes
+
+
+def test_the_write_runs_whole_stage_code_too_big_for_the_jit_as_per_expression_code(spark):
+    """HotSpot leaves a method of more than 8,000 bytes of bytecode to the interpreter. Spark runs
+    a whole-stage subtree whose largest method is above spark.sql.codegen.hugeMethodLimit as
+    per-expression code: jit_sized_code (the write) sets it to 8000, and the wide group's
+    encoding is such a subtree. The plan's stages, outside, keep the default."""
+    from fsmigrate.encode import with_entries
+    from fsmigrate.write_job import HOTSPOT_HUGE_METHOD_BYTES, HUGE_METHOD, jit_sized_code
+
+    mappings = [FeatureMapping(name, Feature(name, t), Feature(name, t))
+                for name, t in [("record_id", STRING), ("event_time", STRING), *FEATURES]]
+    selected = drop_deleted(latest_state(wide_offline(spark), "record_id", "event_time")).cache()
+    selected.count()  # the plan's stages run before the write, outside it
+    encoded = encode_for_target(selected, mappings).repartition(4, "record_id")
+    written = with_entries(encoded, "g", "record_id", frozenset(), None, None)
+    default = spark.conf.get(HUGE_METHOD)
+    with jit_sized_code(spark):
+        limit = int(spark.conf.get(HUGE_METHOD))
+        assert len(written.collect()) == 4  # adaptive execution plans a stage as it runs it
+    selected.unpersist()
+    assert limit == HOTSPOT_HUGE_METHOD_BYTES
+    assert spark.conf.get(HUGE_METHOD) == default == "65535"
+    assert max(whole_stage_method_sizes(written)) > limit
+
+
+def test_a_method_size_limit_given_to_spark_submit_is_kept_for_the_write(spark):
+    from fsmigrate.write_job import HUGE_METHOD, jit_sized_code
+
+    submitted = spark.sparkContext._conf  # the context's own settings, as spark-submit gave them
+    submitted.set(HUGE_METHOD, "20000")
+    try:
+        with jit_sized_code(spark):
+            assert spark.conf.get(HUGE_METHOD) == "65535"  # left as the session has it
+    finally:
+        submitted._jconf.remove(HUGE_METHOD)
+    assert spark.sparkContext.getConf().get(HUGE_METHOD) is None

@@ -111,15 +111,19 @@ def spark_session(settings: Settings):
                                                     _conf_value("spark.task.maxFailures")))
     # Writes are side effects: a speculative copy of a task would send its records twice.
     builder = builder.config("spark.speculation", "false")
-    builder = builder.config("spark.sql.session.timeZone", "UTC")
-    builder = builder.config("spark.sql.debug.maxToStringFields", "1000")  # wide groups
-    spark = builder.getOrCreate()
+    spark = builder.config(map=sql_settings()).getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("FSMIGRATE_SPARK_LOG_LEVEL", "WARN"))
     if not _debug:
         _quiet_task_failures(spark)
     _take_signals(spark)
     _ship_package(spark)
     return spark
+
+
+def sql_settings() -> dict[str, str]:
+    """The Spark SQL settings the job runs with (the tests' session too)."""
+    return {"spark.sql.session.timeZone": "UTC",
+            "spark.sql.debug.maxToStringFields": "1000"}  # wide groups
 
 
 LOCAL_TASK_TRIES = 4  # spark.task.maxFailures' default on a cluster
