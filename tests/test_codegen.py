@@ -97,10 +97,11 @@ def whole_stage_method_sizes(df) -> list[int]:
 def test_the_write_runs_whole_stage_code_too_big_for_the_jit_as_per_expression_code(spark):
     """HotSpot leaves a method of more than 8,000 bytes of bytecode to the interpreter. Spark runs
     a whole-stage subtree whose largest method is above spark.sql.codegen.hugeMethodLimit as
-    per-expression code: jit_sized_code (the write) sets it to 8000, and the wide group's
-    encoding is such a subtree. The plan's stages, outside, keep the default."""
+    per-expression code: jit_sized_code (the partition jobs: write, verification) sets it to
+    8000, and the wide group's encoding is such a subtree. The plan's stages, outside, keep
+    the default."""
     from fsmigrate.encode import with_entries
-    from fsmigrate.write_job import HOTSPOT_HUGE_METHOD_BYTES, HUGE_METHOD, jit_sized_code
+    from fsmigrate.partitions import HOTSPOT_HUGE_METHOD_BYTES, HUGE_METHOD, jit_sized_code
 
     mappings = [FeatureMapping(name, Feature(name, t), Feature(name, t))
                 for name, t in [("record_id", STRING), ("event_time", STRING), *FEATURES]]
@@ -119,7 +120,7 @@ def test_the_write_runs_whole_stage_code_too_big_for_the_jit_as_per_expression_c
 
 
 def test_a_method_size_limit_given_to_spark_submit_is_kept_for_the_write(spark):
-    from fsmigrate.write_job import HUGE_METHOD, jit_sized_code
+    from fsmigrate.partitions import HUGE_METHOD, jit_sized_code
 
     submitted = spark.sparkContext._conf  # the context's own settings, as spark-submit gave them
     submitted.set(HUGE_METHOD, "20000")

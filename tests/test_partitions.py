@@ -135,3 +135,37 @@ def test_a_workers_long_lived_objects_are_frozen_from_its_second_task(spark):
     assert len(later) >= 16 - len(by_worker)  # all but (at most) each worker's first task
     # pyspark, py4j and the job's modules are frozen: many thousands of objects
     assert min(n["frozen"] for n in later) > 10_000
+
+
+class _SettingProbe:
+    """Stands where the live feed is: read on the driver while the Spark action runs."""
+
+    def __init__(self, spark, key: str) -> None:
+        self.spark, self.key, self.seen = spark, key, []
+
+    def add_to(self, counts: dict[str, int]) -> dict[str, int]:
+        self.seen.append(self.spark.conf.get(self.key))
+        return counts
+
+
+def test_a_partition_job_over_a_dataframe_runs_with_the_jits_method_size_limit(spark):
+    """The write and verification go through for_each_partition with the encoded DataFrame:
+    its stages are planned with hugeMethodLimit 8000 (partitions.jit_sized_code), and the
+    session's own value is back after."""
+    from fsmigrate.partitions import HOTSPOT_HUGE_METHOD_BYTES, HUGE_METHOD
+
+    probe = _SettingProbe(spark, HUGE_METHOD)
+    counters = Counters(spark.sparkContext, ("rows",))
+
+    def work(rows):
+        import time
+
+        time.sleep(0.3)  # long enough for a few progress snapshots
+        return {"rows": len(list(rows))}, []
+
+    df = spark.range(40).repartition(2)
+    for_each_partition(df, work, counters, 40, 0.05, done="rows", live=probe)
+    assert counters.snapshot()["rows"] == 40
+    *running, final = probe.seen  # the final snapshot comes after the action
+    assert running and set(running) == {str(HOTSPOT_HUGE_METHOD_BYTES)}
+    assert final == spark.conf.get(HUGE_METHOD) == "65535"

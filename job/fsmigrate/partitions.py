@@ -8,7 +8,9 @@ the online read all do it the same way.
   reads for progress and totals;
 * :func:`watching`: live :class:`~fsmigrate.progress.Progress` around a Spark action, with the
   one unwrap of executor errors (:func:`fsmigrate.errors.from_executor`);
-* :func:`for_each_partition`: the three together for a ``foreachPartition`` job;
+* :func:`jit_sized_code`: the stages of a partition job (the write's wire encoding of a wide
+  group, verification's too) with no generated method too big for the JIT;
+* :func:`for_each_partition`: the four together for a ``foreachPartition`` job;
 * :func:`skip_zip_rescans` and :func:`freeze_survivors`: what every task calls first (a
   Python 3.11 cost and a PySpark cost per task).
 """
@@ -19,7 +21,7 @@ import gc
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from pyspark import AccumulatorParam, SparkContext
@@ -69,6 +71,30 @@ def freeze_survivors() -> None:
     _tasks_started += 1
     if _tasks_started == 2:
         gc.freeze()
+
+
+# HotSpot never JIT-compiles a method of more than 8,000 bytes of bytecode (HugeMethodLimit).
+# The whole-stage code of the wire encoding of a wide group (22 features: 22,080 bytes) is
+# bigger and ran 2x slower than Spark's per-expression code; 8000 is Spark's own advice for
+# HotSpot (the setting's doc). Only for the partition jobs: the plan's stages were slower
+# without whole-stage code.
+HUGE_METHOD = "spark.sql.codegen.hugeMethodLimit"
+HOTSPOT_HUGE_METHOD_BYTES = 8000
+
+
+@contextmanager
+def jit_sized_code(spark) -> Iterator[None]:
+    """Stages run inside fall back to per-expression code where a whole-stage method is too
+    big for the JIT, unless spark-submit was given its own limit."""
+    if spark.sparkContext.getConf().get(HUGE_METHOD) is not None:
+        yield
+        return
+    before = spark.conf.get(HUGE_METHOD)
+    spark.conf.set(HUGE_METHOD, str(HOTSPOT_HUGE_METHOD_BYTES))
+    try:
+        yield
+    finally:
+        spark.conf.set(HUGE_METHOD, before)
 
 
 def partition_count(selected: int, partition_records: int, parallelism: int) -> int:
@@ -159,6 +185,8 @@ def for_each_partition(data: Any, work: Callable[[Iterator], tuple[dict[str, int
         counts, notes = work(rows)
         counters.add(counts, notes)
 
-    with watching(counters, total, interval, phase, done, on_error, live):
+    session = getattr(data, "sparkSession", None)  # an RDD: its SQL plan was made when taken
+    sized = jit_sized_code(session) if session is not None else nullcontext()
+    with watching(counters, total, interval, phase, done, on_error, live), sized:
         data.foreachPartition(task)
     return counters.snapshot()

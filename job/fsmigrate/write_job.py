@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -32,29 +30,6 @@ from .write import WriterSettings, write_partition
 log = logging.getLogger(__name__)
 
 COUNTERS = ("written", "failed", "retried", "throttled", "api_calls")
-
-# HotSpot never JIT-compiles a method of more than 8,000 bytes of bytecode (HugeMethodLimit).
-# The write's whole-stage code for a wide group (the wire encoding of 22 features) is bigger and
-# ran 2x slower than Spark's per-expression code; 8000 is Spark's own advice for HotSpot (the
-# setting's doc). Only for the write: the plan's stages were slower without whole-stage code.
-HUGE_METHOD = "spark.sql.codegen.hugeMethodLimit"
-HOTSPOT_HUGE_METHOD_BYTES = 8000
-
-
-@contextmanager
-def jit_sized_code(spark: SparkSession) -> Iterator[None]:
-    """Stages run inside fall back to per-expression code where a whole-stage method is too
-    big for the JIT, unless spark-submit was given its own limit."""
-    if spark.sparkContext.getConf().get(HUGE_METHOD) is not None:
-        yield
-        return
-    before = spark.conf.get(HUGE_METHOD)
-    spark.conf.set(HUGE_METHOD, str(HOTSPOT_HUGE_METHOD_BYTES))
-    try:
-        yield
-    finally:
-        spark.conf.set(HUGE_METHOD, before)
-
 
 def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target: GroupSpec,
                      settings: Settings, folder: RunFolder, record_id: str,
@@ -129,9 +104,8 @@ def write_partitions(spark: SparkSession, encoded: DataFrame, plan: Plan, target
     counters = Counters(sc, COUNTERS)
     saver = CheckpointSaver(folder, counters)
     try:
-        with jit_sized_code(spark):
-            return for_each_partition(partitioned, write_one_partition, counters, total,
-                                      settings.migration.progress_interval_seconds, live=feed)
+        return for_each_partition(partitioned, write_one_partition, counters, total,
+                                  settings.migration.progress_interval_seconds, live=feed)
     finally:
         saver.close()  # the partitions finished before a failure or a cancel count too
         if feed is not None:
