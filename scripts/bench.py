@@ -14,6 +14,9 @@ Python workers; the Python driver), for the whole run and after the plan. Rows:
   ``--boto3-records``);
 * job batch (fast): entries built by Spark (fsmigrate.encode), sent by fsmigrate.fast_http
   (the default); once more with 10x larger partitions, to show the worker RSS stays flat;
+* floor (count, python): the least any PySpark job over this source does, whatever it does
+  next: Spark's start-up, the Parquet scan and the latest row per record, then a count, or
+  each record's JSON handed to a Python worker that drops it (nothing is sent);
 * AWS connector: ``sagemaker-feature-store-pyspark`` ``ingest_data`` (batch write) of the same
   latest records, installed into .bench/aws-connector on demand (``--connector``).
 
@@ -302,6 +305,22 @@ def write_conf(url: str, sender: str, partition_records: int, verify: str) -> Pa
     return conf
 
 
+def spark_submit(java_options: str = "") -> list[str]:
+    """spark-submit on local[2], quiet, no UI: the job's and the floor's."""
+    return [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
+            "--driver-java-options",
+            f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2-quiet.properties'} "
+            + java_options, "--conf", "spark.ui.enabled=false"]
+
+
+def source_parquet(url: str) -> Path:
+    """The local folder of the source's offline store."""
+    sm = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=url)
+    uri = sm.describe_feature_group(FeatureGroupName=SOURCE)["OfflineStoreConfig"][
+        "S3StorageConfig"]["ResolvedOutputS3Uri"]
+    return local_path(DATA, uri)
+
+
 def spark_env() -> dict[str, str]:
     return dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
                 SPARK_LOCAL_IP="127.0.0.1")
@@ -311,11 +330,7 @@ def run_job(emu, spec: SeedSpec, target: str, sender: str, api: str,
             put_records: int | None, partition_records: int = PARTITION_RECORDS,
             verify: str = "sample:1000", job_dir: Path = ROOT / "job") -> Run:
     run_id = target
-    cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
-           "--driver-java-options",
-           f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2-quiet.properties'} "
-           + os.environ.get("BENCH_JAVA_OPTIONS", ""),
-           "--conf", "spark.ui.enabled=false", str(job_dir / "migrate.py"),
+    cmd = [*spark_submit(os.environ.get("BENCH_JAVA_OPTIONS", "")), str(job_dir / "migrate.py"),
            "--conf", str(write_conf(emu.url, sender, partition_records, verify)),
            "--source", SOURCE,
            "--target", target, "--run-id", run_id, "--write-api", api]
@@ -345,6 +360,56 @@ def run_job(emu, spec: SeedSpec, target: str, sender: str, api: str,
                phases.get("plan"), phases["write"], sampler.worker_rss_mb,
                None if after_plan is None else 1e6 * after_plan / written, split,
                {k: 1e6 * v / written for k, v in kinds.items()})
+
+
+# ---- the floor: the least any PySpark job over this source does -----------------------------
+
+FLOOR_SCRIPT = r"""
+import sys, time
+started = time.monotonic()
+from pyspark.sql import SparkSession, functions as F
+source, to_python = sys.argv[1], sys.argv[2] == "python"
+spark = SparkSession.builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+rows = spark.read.parquet(source)
+order = ["event_time", "api_invocation_time", "write_time"]  # compared as they are: no parsing
+rest = [c for c in rows.columns if c not in order and c != "record_id"]
+latest = (rows.groupBy("record_id").agg(F.max(F.struct(*order, *rest)).alias("r"))
+          .select("record_id", "r.*").where(~F.col("is_deleted"))
+          .drop("is_deleted", "api_invocation_time", "write_time"))
+if to_python:  # one JSON text per record, dropped by the Python worker
+    n = (latest.select(F.to_json(F.struct(*latest.columns))).rdd
+         .mapPartitions(lambda part: [sum(1 for _ in part)]).sum())
+else:
+    n = latest.count()
+print("FLOOR", n, time.monotonic() - started, flush=True)
+spark.stop()
+"""
+FLOORS = {"floor-count": "floor: read, latest row per record, count",
+          "floor-python": "floor: read, latest row per record, its JSON to a Python worker"}
+
+
+def run_floor(emu, key: str) -> Run:
+    """What every PySpark job that migrates this source pays, whatever it does next: Spark's
+    start-up, the Parquet scan and one aggregation to the latest row per record (a max over a
+    struct, with no event time parsing: cheaper than the job's exact order), then either a
+    count or each record's JSON handed to a Python worker. Tree CPU as for the job."""
+    script = BENCH / "floor.py"
+    script.write_text(FLOOR_SCRIPT)
+    cmd = [*spark_submit(), str(script), str(source_parquet(emu.url)),
+           "python" if key == "floor-python" else "count"]
+    with (BENCH / f"{key}.log").open("w") as err:
+        proc = subprocess.Popen(cmd, cwd=BENCH, env=spark_env(), stdout=subprocess.PIPE,
+                                stderr=err, text=True)
+        with TreeSampler(proc.pid) as sampler:
+            out, _ = proc.communicate()
+    line = next((line for line in out.splitlines() if line.startswith("FLOOR")), None)
+    if proc.returncode or line is None:
+        raise RuntimeError(f"floor script exited {proc.returncode}: see {BENCH / key}.log")
+    _, count, seconds = line.split()
+    n = int(count)
+    split = {k: 1e6 * v / n for k, v in sampler.by_kind().items()}
+    return Run(n, float(seconds), None, 1e6 * sampler.total / n, 0.0, float(seconds), None,
+               sampler.worker_rss_mb or None, None, {}, split)
 
 
 # ---- AWS's connector, in its own venv ------------------------------------------------------
@@ -409,9 +474,7 @@ def run_connector(emu, spec: SeedSpec, target: str, n: int) -> Run:
         raise RuntimeError(why)
     sm = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=emu.url)
     arn = sm.describe_feature_group(FeatureGroupName=target)["FeatureGroupArn"]
-    uri = sm.describe_feature_group(FeatureGroupName=SOURCE)["OfflineStoreConfig"][
-        "S3StorageConfig"]["ResolvedOutputS3Uri"]
-    source = local_path(DATA, uri)
+    source = source_parquet(emu.url)
     names = ",".join(name for name, _ in feature_types(spec))
     env = dict(spark_env(), PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python),
                AWS_ENDPOINT_URL=emu.url, AWS_REGION="us-east-1")
@@ -543,7 +606,8 @@ def main(argv: list[str] | None = None) -> int:
                         "DIR/job), alternating run by run with this checkout's")
     p.add_argument("--java-options", default="",
                    help="more JVM options for the job's driver, as --java-options=\"-XX:...\"")
-    p.add_argument("--rows", default="naive,put,batch-boto3,batch-fast,batch-fast-big,connector",
+    p.add_argument("--rows", default="naive,put,batch-boto3,batch-fast,batch-fast-big,"
+                                     "floor-count,floor-python,connector",
                    help="which rows, comma-separated")
     args = p.parse_args(argv)
     records = args.records or (200_000 if args.quick else 1_000_000)
@@ -600,6 +664,10 @@ def main(argv: list[str] | None = None) -> int:
                     args.baseline))
                 measure_once(row, n, lambda n, size=size: run_job(
                     emu, spec, fresh(f"batch-fast-{n}"), "fast", "batch", None, size, verify))
+        for key, name in FLOORS.items():
+            if key in wanted:
+                rows.append(Row(name))
+                measure(rows[-1], args.runs, lambda n, k=key: run_floor(emu, k))
         if "connector" in wanted:
             rows.append(Row("AWS connector ingest_data (batch), write only"))
             measure(rows[-1], args.runs,
