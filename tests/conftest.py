@@ -23,6 +23,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 @pytest.fixture(scope="session")
 def spark():
     from fsmigrate.cli import sql_settings
+    from jobtools import TEST_JIT
     from pyspark.sql import SparkSession
 
     session = (
@@ -32,7 +33,7 @@ def spark():
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.default.parallelism", "4")
         .config(map=sql_settings())  # as the job runs
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.driver.extraJavaOptions", f"-Duser.timezone=UTC {TEST_JIT}")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .getOrCreate()
     )
