@@ -666,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
                     emu, spec, fresh(f"batch-fast-{n}"), "fast", "batch", None, size, verify))
         for key, name in FLOORS.items():
             if key in wanted:
-                rows.append(Row(name))
+                rows.append(Row(name, note="sends nothing: records/s and plan s are to the "
+                                           "end of its action, from the driver's start"))
                 measure(rows[-1], args.runs, lambda n, k=key: run_floor(emu, k))
         if "connector" in wanted:
             rows.append(Row("AWS connector ingest_data (batch), write only"))
