@@ -51,16 +51,21 @@ def create_target(emu, spec: SeedSpec, name: str = TARGET) -> None:
     )
 
 
+def job_command(conf: Path, *args: str) -> list[str]:
+    """The demo's spark-submit command line (its quiet log settings) with the settings `conf`."""
+    quiet_logs = f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2-quiet.properties'}"
+    return [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
+            "--driver-java-options", quiet_logs, "--conf", "spark.ui.enabled=false",
+            str(ROOT / "job" / "migrate.py"), "--conf", str(conf), *args]
+
+
 def run_job(*args: str, quiet: bool = False) -> int:
     """The real spark-submit with conf/local.yaml; output goes to the terminal unless quiet."""
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
                SPARK_LOCAL_IP="127.0.0.1")
-    quiet_logs = f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2-quiet.properties'}"
-    cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
-           "--driver-java-options", quiet_logs, "--conf", "spark.ui.enabled=false",
-           str(ROOT / "job" / "migrate.py"), "--conf", str(ROOT / "conf" / "local.yaml"), *args]
     out = subprocess.DEVNULL if quiet else None
-    return subprocess.call(cmd, cwd=ROOT, env=env, stdout=out, stderr=out)
+    return subprocess.call(job_command(ROOT / "conf" / "local.yaml", *args), cwd=ROOT, env=env,
+                           stdout=out, stderr=out)
 
 
 def report(run_id: str) -> dict:

@@ -34,14 +34,14 @@ def write_conf(path: Path, emulator, **migration) -> Path:
 
 
 # The tests' jobs are small: most of a short job's CPU is the JIT's C2 compiler, which on 2
-# cores takes them from the tasks. C1 alone compiles faster; it changes no result. A
-# --driver-java-options given too (test_clean_output: the demo's command) replaces it.
+# cores takes them from the tasks. C1 alone compiles faster; it changes no result.
+# (test_clean_output runs the demo's own command instead, with the production JVM options.)
 TEST_JIT = "-XX:TieredStopAtLevel=1"
 
 
 def job_command(args: list[str]) -> list[str]:
-    return [str(SPARK_SUBMIT), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
-            "--conf", "spark.log.level=WARN", "--conf", f"spark.driver.extraJavaOptions={TEST_JIT}",
+    return [str(SPARK_SUBMIT), "--master", "local[2]", "--driver-java-options", TEST_JIT,
+            "--conf", "spark.ui.enabled=false", "--conf", "spark.log.level=WARN",
             str(ROOT / "job" / "migrate.py"), *args]
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import re
 import subprocess
 
-from jobtools import ROOT, create_group, job_command, job_env, output, report_of, write_conf
+import demo
+from jobtools import ROOT, TEST_JIT, create_group, job_env, output, report_of, write_conf
 from seed_data import SeedSpec, feature_definitions, seed
 
 SOURCE, TARGET = "clean-output-source", "clean-output-target"
-QUIET_LOGS = f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2-quiet.properties'}"
 ALARMING = re.compile(r" ERROR |^\tat |^Exception in thread|^Caused by: |failed to compile|"
                       r"[Ff]alling back|codegen disabled", re.MULTILINE)
 
@@ -23,9 +23,8 @@ def test_demo_run_prints_no_error_and_no_stack_trace(emulator, sm, tmp_path):
     summary = seed(spec, endpoint_url=emulator.url, local_root=emulator.data_dir, replace=True)
     create_group(sm, TARGET, feature_definitions(spec))
     conf = write_conf(tmp_path / "c.yaml", emulator)
-    command = job_command(["--conf", str(conf), "--source", SOURCE, "--target", TARGET,
-                           "--run-id", "clean"])
-    command[1:1] = ["--driver-java-options", QUIET_LOGS]  # as scripts/demo.py runs it
+    command = demo.job_command(conf, "--source", SOURCE, "--target", TARGET, "--run-id", "clean")
+    assert TEST_JIT not in command  # the JVM options users run, not the tests' faster ones
     done = subprocess.run(command, cwd=ROOT, env=job_env(), capture_output=True, text=True,
                           timeout=600, stdin=subprocess.DEVNULL)
     text = output(done)
