@@ -187,6 +187,7 @@ def for_each_partition(data: Any, work: Callable[[Iterator], tuple[dict[str, int
 
     session = getattr(data, "sparkSession", None)  # an RDD: its SQL plan was made when taken
     sized = jit_sized_code(session) if session is not None else nullcontext()
-    with watching(counters, total, interval, phase, done, on_error, live), sized:
+    # the setting outermost: the progress thread, which reads the session, never sees it change
+    with sized, watching(counters, total, interval, phase, done, on_error, live):
         data.foreachPartition(task)
     return counters.snapshot()
